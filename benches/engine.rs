@@ -1,0 +1,2 @@
+//! Engine benches (placeholder).
+fn main() {}
