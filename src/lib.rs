@@ -5,4 +5,5 @@
 //! The binary `agentq` is a thin command-line layer over this library (`src/cli`).
 
 pub mod cli;
+pub mod env;
 pub mod store;

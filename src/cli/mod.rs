@@ -1,6 +1,250 @@
-//! Command-line interface (placeholder: being written).
+//! Command-line interface: argument parsing (clap derive), wiring of library pieces, output.
+//!
+//! Invariant: this is the only module that reads environment variables, prints to stdout,
+//! uses `anyhow` and builds a tokio runtime. Human summaries go to stderr, machine output
+//! (`--json`) to stdout.
 
-/// Entry point of the binary.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+mod data;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::store::{self, Split};
+
+pub use data::DataArgs;
+
+/// agentq: train and evaluate web agents the Agent Q way on a WebShop-compatible store.
+#[derive(Debug, Parser)]
+#[command(name = "agentq", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (tracing syntax), e.g. `info`, `agentq=debug`.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate or check the seeded product fixtures.
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
+    /// List goals (tasks) of a split.
+    Tasks(TasksArgs),
+}
+
+/// `agentq fixtures …`
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Generate a catalog (products.jsonl, goals.jsonl, manifest.json) from a seed.
+    Generate(GenerateArgs),
+    /// Print difficulty figures of a catalog: option share, near-duplicates, rule baseline.
+    Check(CheckArgs),
+}
+
+/// Arguments of `agentq fixtures generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of products.
+    #[arg(long, default_value_t = store::fixtures::DEFAULT_PRODUCTS)]
+    pub products: usize,
+    /// Number of goals (default: 1.5 × products, at least 1,500 so that every split exists).
+    #[arg(long)]
+    pub goals: Option<usize>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = store::fixtures::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Output directory (created if missing; files are replaced atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `agentq fixtures check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Split to measure.
+    #[arg(long, default_value = "test")]
+    pub split: Split,
+    /// Print the figures as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `agentq tasks`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Split to list (test = goals 0–499, dev = 500–1499, train = the rest).
+    #[arg(long, default_value = "test")]
+    pub split: Split,
+    /// Skip this many goals of the split.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// List at most this many goals.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print JSON (one array) on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Entry point of the binary: parses arguments, runs, maps errors to exit code 2.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Fixtures(FixturesCommand::Generate(a)) => fixtures_generate(a),
+        Command::Fixtures(FixturesCommand::Check(a)) => fixtures_check(a),
+        Command::Tasks(a) => tasks(a),
+    }
+}
+
+fn progress(len: u64, msg: &'static str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {elapsed}")
+            .expect("invariant: static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg);
+    pb
+}
+
+fn fixtures_generate(a: GenerateArgs) -> Result<()> {
+    let goals = a.goals.unwrap_or((a.products * 3 / 2).max(1500));
+    let pb = progress(3, "generating");
+    let catalog = store::fixtures::generate(a.products, goals, a.seed)
+        .context("generating fixtures")?;
+    pb.inc(1);
+    pb.set_message("writing");
+    catalog
+        .write_dir(&a.out)
+        .with_context(|| format!("writing fixtures to {}", a.out.display()))?;
+    pb.inc(1);
+    let manifest = serde_json::json!({
+        "generator": "agentq fixtures generate",
+        "generator_version": store::fixtures::GENERATOR_VERSION,
+        "seed": a.seed,
+        "products": catalog.products().len(),
+        "goals": catalog.goals().len(),
+        "data_hash": catalog.data_hash(),
+        "splits": {
+            "test": range_json(catalog.split(Split::Test)),
+            "dev": range_json(catalog.split(Split::Dev)),
+            "train": range_json(catalog.split(Split::Train)),
+        },
+    });
+    let mut bytes = serde_json::to_vec_pretty(&manifest)?;
+    bytes.push(b'\n');
+    store::catalog::write_atomic(&a.out.join("manifest.json"), &bytes)?;
+    pb.inc(1);
+    pb.finish_and_clear();
+    eprintln!(
+        "wrote {} products and {} goals to {} (seed {}, data hash {})",
+        catalog.products().len(),
+        catalog.goals().len(),
+        a.out.display(),
+        a.seed,
+        &catalog.data_hash()[..16]
+    );
+    Ok(())
+}
+
+fn range_json(r: std::ops::Range<usize>) -> serde_json::Value {
+    serde_json::json!([r.start, r.end])
+}
+
+fn fixtures_check(a: CheckArgs) -> Result<()> {
+    let loaded = a.data.load()?;
+    let range = loaded.catalog.split(a.split);
+    let d = store::fixtures::difficulty(&loaded.catalog, &loaded.index, range);
+    if a.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &d)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "split            {} ({} goals)", a.split.name(), d.goals)?;
+    writeln!(out, "with options     {:.1}%", 100.0 * d.with_options)?;
+    writeln!(out, "same-query items {:.1} per goal", d.mean_same_query)?;
+    writeln!(out, "target 1st hit   {:.1}%", 100.0 * d.target_first_hit)?;
+    writeln!(
+        out,
+        "rule baseline    score {:.1}, success {:.1}%  (WebShop: 45.6, 9.6%)",
+        d.rule_score, d.rule_success
+    )?;
+    Ok(())
+}
+
+fn tasks(a: TasksArgs) -> Result<()> {
+    let loaded = a.data.load()?;
+    let catalog = &loaded.catalog;
+    let range = catalog.split(a.split);
+    let limit = a.limit.unwrap_or(usize::MAX);
+    let picked: Vec<usize> = range.skip(a.offset).take(limit).collect();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let items: Vec<serde_json::Value> = picked
+            .iter()
+            .map(|&i| {
+                let g = &catalog.goals()[i];
+                serde_json::json!({
+                    "index": i,
+                    "task": format!("{}:{}", a.split.name(), i - catalog.split(a.split).start),
+                    "instruction": g.instruction_text,
+                    "asin": g.asin,
+                    "price_upper": g.price_upper,
+                    "attributes": g.attributes,
+                    "goal_options": g.goal_options.values(),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &items)?;
+        writeln!(out)?;
+    } else {
+        for &i in &picked {
+            let g = &catalog.goals()[i];
+            writeln!(out, "{i:>6}  {}  {}", g.asin, g.instruction_text)?;
+        }
+    }
+    Ok(())
 }

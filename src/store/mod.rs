@@ -7,8 +7,10 @@
 pub mod catalog;
 pub mod fixtures;
 pub mod fuzz;
+pub mod http;
 pub mod normalize;
 pub mod nouns;
+pub mod pages;
 pub mod porter;
 pub mod reward;
 pub mod rng;

@@ -1,1 +1,8 @@
 //! The one integration-test binary: a module per boundary.
+
+// Committed fixtures, regeneration and the `fixtures`/`tasks` commands.
+mod fixtures;
+// Code invariants: module dependency rules, `//!` headers, printing only in cli.
+mod tidy;
+// Shared helpers: paths, running the binary.
+mod util;

@@ -1,0 +1,1 @@
+//! HTML → observation (being written).

@@ -1,0 +1,1 @@
+//! Store HTTP server (being written).
