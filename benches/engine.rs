@@ -48,7 +48,9 @@ fn bench(c: &mut Criterion) {
             })
         });
         g.sample_size(10);
-        g.bench_function("index_build", |b| b.iter(|| black_box(SearchIndex::build(&cat))));
+        g.bench_function("index_build", |b| {
+            b.iter(|| black_box(SearchIndex::build(&cat)))
+        });
         g.finish();
     }
 }

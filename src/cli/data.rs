@@ -48,15 +48,32 @@ impl DataArgs {
     /// Loads the catalog and its (cached) search index.
     pub fn load(&self) -> Result<Loaded> {
         let (catalog, dir) = if let Some(dir) = &self.webshop_data {
-            // TODO(wire): WebShop import lands with store::webshop_data.
-            anyhow::bail!("--webshop-data {} not wired yet", dir.display());
+            let import = crate::store::webshop_data::WebShopImport::from_dir(dir)
+                .with_context(|| format!("finding WebShop files in {}", dir.display()))?
+                .with_seed(self.data_seed);
+            let cat = import
+                .load()
+                .with_context(|| format!("importing WebShop data from {}", dir.display()))?;
+            (cat, dir.clone())
         } else {
             let dir = self.data.clone().unwrap_or_else(default_fixtures_dir);
             let cat = Catalog::load_dir(&dir)
                 .with_context(|| format!("loading catalog from {}", dir.display()))?;
             (cat, dir)
         };
-        let index = SearchIndex::build(&catalog);
+        let cache = dir.join(".agentq-cache");
+        let index = match SearchIndex::load_or_build(&catalog, &cache) {
+            Ok((index, built)) => {
+                if built {
+                    tracing::info!(cache = %cache.display(), "built search index");
+                }
+                index
+            }
+            Err(e) => {
+                tracing::warn!("search index cache unavailable ({e}); building in memory");
+                SearchIndex::build(&catalog)
+            }
+        };
         Ok(Loaded {
             catalog: Arc::new(catalog),
             index,

@@ -151,8 +151,8 @@ fn progress(len: u64, msg: &'static str) -> indicatif::ProgressBar {
 fn fixtures_generate(a: GenerateArgs) -> Result<()> {
     let goals = a.goals.unwrap_or((a.products * 3 / 2).max(1500));
     let pb = progress(3, "generating");
-    let catalog = store::fixtures::generate(a.products, goals, a.seed)
-        .context("generating fixtures")?;
+    let catalog =
+        store::fixtures::generate(a.products, goals, a.seed).context("generating fixtures")?;
     pb.inc(1);
     pb.set_message("writing");
     catalog
@@ -203,10 +203,22 @@ fn fixtures_check(a: CheckArgs) -> Result<()> {
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "split            {} ({} goals)", a.split.name(), d.goals)?;
+    writeln!(
+        out,
+        "split            {} ({} goals)",
+        a.split.name(),
+        d.goals
+    )?;
     writeln!(out, "with options     {:.1}%", 100.0 * d.with_options)?;
     writeln!(out, "same-query items {:.1} per goal", d.mean_same_query)?;
     writeln!(out, "target 1st hit   {:.1}%", 100.0 * d.target_first_hit)?;
+    writeln!(
+        out,
+        "rule first hit   price ok {:.1}%, attributes {:.1}%, type {:.2}",
+        100.0 * d.rule_price_ok,
+        100.0 * d.rule_attributes,
+        d.rule_type
+    )?;
     writeln!(
         out,
         "rule baseline    score {:.1}, success {:.1}%  (WebShop: 45.6, 9.6%)",

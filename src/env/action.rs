@@ -43,7 +43,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Not of the form `name[argument]`.
-    #[error("not an action: expected search[...], click[...], type[id][text] or select[id][value]")]
+    #[error(
+        "not an action: expected search[...], click[...], type[id][text] or select[id][value]"
+    )]
     Syntax,
     /// A name other than search, click, type, select.
     #[error("unknown action {0:?}: expected search, click, type or select")]
@@ -181,7 +183,10 @@ mod tests {
         assert_eq!(Action::parse("click"), Err(ParseError::Syntax));
         assert_eq!(Action::parse("[x]"), Err(ParseError::Syntax));
         assert_eq!(Action::parse(""), Err(ParseError::Syntax));
-        assert!(matches!(Action::parse("buy[x]"), Err(ParseError::UnknownName(_))));
+        assert!(matches!(
+            Action::parse("buy[x]"),
+            Err(ParseError::UnknownName(_))
+        ));
         // Nested brackets inside click: argument to the last ']'.
         assert_eq!(Action::parse("click[a]b]"), Ok(click("a]b")));
     }

@@ -338,7 +338,10 @@ pub const GOALS_FILE: &str = "goals.jsonl";
 
 fn validate_product(p: &Product) -> std::result::Result<(), String> {
     if p.asin.is_empty() || p.asin.len() > 10 {
-        return Err(format!("field asin: {:?} must be 1 to 10 characters", p.asin));
+        return Err(format!(
+            "field asin: {:?} must be 1 to 10 characters",
+            p.asin
+        ));
     }
     if p.pricing.is_empty() || p.pricing.iter().any(|x| !x.is_finite() || *x < 0.0) {
         return Err(format!(

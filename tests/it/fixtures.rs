@@ -54,7 +54,10 @@ fn fixtures_meet_the_size_and_shape_targets() {
         .clone()
         .filter(|&i| !cat.goals()[i].goal_options.is_empty())
         .count();
-    assert!(with_opts * 100 / 500 >= 60, "most goals need options: {with_opts}/500");
+    assert!(
+        with_opts * 100 / 500 >= 60,
+        "most goals need options: {with_opts}/500"
+    );
     let with_price = test
         .filter(|&i| cat.goals()[i].instruction_text.contains("price lower than"))
         .count();
@@ -63,7 +66,10 @@ fn fixtures_meet_the_size_and_shape_targets() {
 
 #[test]
 fn tasks_json_lists_test_goals() {
-    let out = agentq(&root(), &["tasks", "--split", "test", "--limit", "3", "--json"]);
+    let out = agentq(
+        &root(),
+        &["tasks", "--split", "test", "--limit", "3", "--json"],
+    );
     let v: serde_json::Value = serde_json::from_str(&ok_stdout(&out)).expect("JSON");
     let items = v.as_array().unwrap();
     assert_eq!(items.len(), 3);
@@ -80,11 +86,11 @@ fn bad_data_dir_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("products.jsonl"), "{\"asin\": 5}\n").unwrap();
     std::fs::write(tmp.path().join("goals.jsonl"), "").unwrap();
-    let out = agentq(
-        &root(),
-        &["tasks", "--data", tmp.path().to_str().unwrap()],
-    );
+    let out = agentq(&root(), &["tasks", "--data", tmp.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("products.jsonl") && err.contains("line 1"), "{err}");
+    assert!(
+        err.contains("products.jsonl") && err.contains("line 1"),
+        "{err}"
+    );
 }

@@ -75,7 +75,13 @@ fn only_cli_prints_or_uses_anyhow() {
             if l.starts_with("//") {
                 continue;
             }
-            for bad in ["println!", "print!(", "eprintln!", "anyhow::", "std::env::var"] {
+            for bad in [
+                "println!",
+                "print!(",
+                "eprintln!",
+                "anyhow::",
+                "std::env::var",
+            ] {
                 assert!(
                     !l.contains(bad),
                     "{}:{}: `{bad}` outside cli",
