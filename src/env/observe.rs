@@ -1397,12 +1397,36 @@ impl<'h> Builder<'h> {
             let Some(name) = self.raw.get(m.name.0..m.name.1) else {
                 continue;
             };
-            if name.len() > 11 && name.is_ascii() {
-                continue;
-            }
-            if let Some(a) = ATTRS.iter().position(|want| lower_eq(name, want)) {
-                self.attr_ix[a] = i + 1;
-            }
+            let a = if name.is_ascii() {
+                let mut buf = [0u8; 11];
+                let Some(dst) = buf.get_mut(..name.len()) else {
+                    continue;
+                };
+                dst.copy_from_slice(name.as_bytes());
+                dst.make_ascii_lowercase();
+                match &*dst {
+                    b"id" => A_ID,
+                    b"class" => A_CLASS,
+                    b"type" => A_TYPE,
+                    b"value" => A_VALUE,
+                    b"name" => A_NAME,
+                    b"href" => A_HREF,
+                    b"action" => A_ACTION,
+                    b"data-url" => A_DATA_URL,
+                    b"onclick" => A_ONCLICK,
+                    b"checked" => A_CHECKED,
+                    b"selected" => A_SELECTED,
+                    b"placeholder" => A_PLACEHOLDER,
+                    _ => continue,
+                }
+            } else {
+                // `str.lower()` can make ASCII out of non-ASCII (KELVIN SIGN → k).
+                match ATTRS.iter().position(|want| lower_eq(name, want)) {
+                    Some(a) => a,
+                    None => continue,
+                }
+            };
+            self.attr_ix[a] = i + 1;
         }
     }
 
@@ -1441,7 +1465,15 @@ impl<'h> Builder<'h> {
 
         let (mut is_btn, mut is_pl, mut n_tokens) = (false, false, 0);
         if let Some(class) = self.attr(A_CLASS) {
-            for tok in class.split(is_py_ws).filter(|t| !t.is_empty()) {
+            let ascii = class.is_ascii();
+            let split = |c: char| {
+                if ascii {
+                    matches!(c, '\t'..='\r' | '\u{1c}'..='\u{1f}' | ' ')
+                } else {
+                    is_py_ws(c)
+                }
+            };
+            for tok in class.split(split).filter(|t| !t.is_empty()) {
                 n_tokens += 1;
                 is_btn |= tok == "btn";
                 is_pl |= tok == "product-link";
@@ -2894,5 +2926,79 @@ mod scratch_timing {
             item.len(),
             t.elapsed() / 1000
         );
+    }
+}
+#[cfg(test)]
+mod scratch_big {
+    use super::*;
+    use serde_json::Value;
+    #[test]
+    fn scratch_big_corpus() {
+        let path = std::fs::read_to_string("/tmp/big_path.txt").unwrap();
+        let corpus: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(path.trim()).unwrap()).unwrap();
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut bad = 0;
+        for (i, case) in corpus.iter().enumerate() {
+            if case.get("error").is_some() {
+                continue;
+            }
+            let html = case["html"].as_str().unwrap();
+            let url = case["url"].as_str().unwrap();
+            let asins = strings(&case["visited_asins"]);
+            let obs = observe_with(
+                html,
+                url,
+                &ObserveContext {
+                    visited_asins: &asins,
+                },
+            );
+            let mut diffs = vec![];
+            if obs.text != case["text"].as_str().unwrap() {
+                diffs.push(format!(
+                    "text\n  got  {:?}\n  want {:?}",
+                    obs.text,
+                    case["text"].as_str().unwrap()
+                ));
+            }
+            if obs.text_rich != case["text_rich"].as_str().unwrap() {
+                diffs.push(format!(
+                    "rich\n  got  {:?}\n  want {:?}",
+                    obs.text_rich,
+                    case["text_rich"].as_str().unwrap()
+                ));
+            }
+            if obs.instruction != case["instruction"].as_str().unwrap() {
+                diffs.push(format!(
+                    "instr got {:?} want {:?}",
+                    obs.instruction, case["instruction"]
+                ));
+            }
+            if obs.clickables != strings(&case["clickables"]) {
+                diffs.push(format!(
+                    "clickables got {:?} want {:?}",
+                    obs.clickables, case["clickables"]
+                ));
+            }
+            if Some(obs.has_search_bar) != case["has_search_bar"].as_bool() {
+                diffs.push("search".into());
+            }
+            if !diffs.is_empty() {
+                bad += 1;
+                if bad <= 6 {
+                    eprintln!("=== case {i}: {html:?}\n{}", diffs.join("\n"));
+                }
+            }
+        }
+        eprintln!("BAD {bad} of {}", corpus.len());
+        assert_eq!(bad, 0);
     }
 }

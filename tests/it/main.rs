@@ -1,5 +1,7 @@
 //! The one integration-test binary: a module per boundary.
 
+// Env API: driver conformance, parity, scripted purchases.
+mod env;
 // Committed fixtures, regeneration and the `fixtures`/`tasks` commands.
 mod fixtures;
 // Code invariants: module dependency rules, `//!` headers, printing only in cli.

@@ -12,6 +12,7 @@ replaced by arguments). Run with the versions WebShop pins, on CPython 3.11:
     /tmp/bs4venv/bin/python make_golden.py render /path/to/WebShop   # ws_*.html (needs flask)
     /tmp/bs4venv/bin/python make_golden.py golden                    # *.txt, *.json, corpus.json
     /tmp/bs4venv/bin/python make_golden.py entities                  # ENTITY_DATA for observe.rs
+    /tmp/bs4venv/bin/python make_golden.py corpus 20000 7 /tmp/big.json  # a bigger fuzz corpus
 
 `render` re-renders WebShop's templates exactly as its text environment (SimServer) does:
 inside a Flask app whose routes are all registered on '/', so `url_for` yields '/?…' URLs.
@@ -353,9 +354,9 @@ def rand_doc(r, depth=0):
     return doc
 
 
-def corpus(n_random, seed=20240611):
+def corpus(n_random, seed=20240611, handwritten=True):
     r = random.Random(seed)
-    cases = [(h, u, a) for h, u, a in HANDWRITTEN]
+    cases = [(h, u, a) for h, u, a in HANDWRITTEN] if handwritten else []
     for _ in range(n_random):
         doc = rand_doc(r)
         words = [w for w in WORDS if r.random() < 0.2]
@@ -420,5 +421,8 @@ if __name__ == '__main__':
         golden(int(sys.argv[2]) if len(sys.argv) > 2 else 400)
     elif cmd == 'entities':
         entities()
+    elif cmd == 'corpus':
+        with open(sys.argv[4], 'w', encoding='utf-8') as f:
+            json.dump(corpus(int(sys.argv[2]), int(sys.argv[3]), False), f, ensure_ascii=False)
     else:
         sys.exit(__doc__)
