@@ -5,6 +5,7 @@
 //! (`--json`) to stdout.
 
 mod data;
+mod play;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -36,6 +37,12 @@ pub enum Command {
     Fixtures(FixturesCommand),
     /// List goals (tasks) of a split.
     Tasks(TasksArgs),
+    /// Serve the store site over HTTP (a person can shop at /?task=test:7).
+    Serve(play::ServeArgs),
+    /// Run a scripted episode and print every step (and the final reward).
+    Run(play::RunArgs),
+    /// Play an episode interactively in the terminal.
+    Play(play::EpisodeArgs),
 }
 
 /// `agentq fixtures …`
@@ -134,6 +141,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fixtures(FixturesCommand::Generate(a)) => fixtures_generate(a),
         Command::Fixtures(FixturesCommand::Check(a)) => fixtures_check(a),
         Command::Tasks(a) => tasks(a),
+        Command::Serve(a) => play::serve(a),
+        Command::Run(a) => play::run(a),
+        Command::Play(a) => play::play(a),
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use super::observe::{self, ObsMode, Observation, ObserveContext, Role};
 use super::{Action, Env, Error, Result, Snapshot, Step, StepInfo, TaskRef};
+use crate::store::http::session_id;
 use crate::store::pages::Page;
 use crate::store::RewardBreakdown;
 
@@ -110,11 +111,22 @@ impl<T: Transport> WebEnv<T> {
             .ok_or_else(|| Error::Protocol(format!("session answer without `session`: {v}")))
     }
 
-    async fn load(&self, path: &str, visited: &[String]) -> Result<(String, Observation)> {
-        let f = self.transport.get(path).await?;
-        let shown = display_url(&f.path);
+    /// Fetches `path` (whose session id may be the canonical one) in session `real` and
+    /// observes it with the canonical session id of (`goal`, `seed`) in place of the real
+    /// one, so that observations (URLs, HTML) depend only on task, seed and actions — not on
+    /// how many sessions the server has seen.
+    async fn load(
+        &self,
+        path: &str,
+        ids: (&str, &str),
+        visited: &[String],
+    ) -> Result<(String, Observation)> {
+        let (real, canon) = ids;
+        let f = self.transport.get(&path.replace(canon, real)).await?;
+        let html = f.html.replace(real, canon);
+        let shown = display_url(&f.path.replace(real, canon));
         let obs = observe::observe_with(
-            &f.html,
+            &html,
             &shown,
             &ObserveContext {
                 visited_asins: &visited.to_vec(),
@@ -163,7 +175,8 @@ impl<T: Transport> Env for WebEnv<T> {
         let goal = task.goal_index();
         let session = self.create_session(goal, seed).await?;
         let home = Page::Home.to_path(&session);
-        let (path, obs) = self.load(&home, &[]).await?;
+        let canon = session_id(goal, seed, 0);
+        let (path, obs) = self.load(&home, (&session, &canon), &[]).await?;
         self.ep = Some(Episode {
             goal,
             seed,
@@ -256,7 +269,10 @@ impl<T: Transport> Env for WebEnv<T> {
                 return Ok(step);
             }
         };
-        let (path, obs) = self.load(&target_path, &ep.visited).await?;
+        let canon = session_id(ep.goal, ep.seed, 0);
+        let (path, obs) = self
+            .load(&target_path, (&ep.session, &canon), &ep.visited)
+            .await?;
         ep.path = path;
         ep.obs = obs;
         ep.form.clear();
@@ -312,7 +328,8 @@ impl<T: Transport> Env for WebEnv<T> {
             self.create_session(snap.goal, snap.seed).await?
         };
         let path = page.to_path(&session);
-        let (path, obs) = self.load(&path, &snap.visited).await?;
+        let canon = session_id(snap.goal, snap.seed, 0);
+        let (path, obs) = self.load(&path, (&session, &canon), &snap.visited).await?;
         self.ep = Some(Episode {
             goal: snap.goal,
             seed: snap.seed,

@@ -1,5 +1,7 @@
 //! The one integration-test binary: a module per boundary.
 
+// `agentq run` / `agentq serve` end to end.
+mod cli_run;
 // Env API: driver conformance, parity, scripted purchases.
 mod env;
 // Committed fixtures, regeneration and the `fixtures`/`tasks` commands.

@@ -6,13 +6,16 @@ copied from princeton-nlp/WebShop `web_agent_site/envs/web_agent_text_env.py` (o
 replaced by arguments). Run with the versions WebShop pins, on CPython 3.11:
 
     python3 -m venv /tmp/bs4venv
-    /tmp/bs4venv/bin/pip install beautifulsoup4==4.11.1 flask==2.1.2 werkzeug==2.1.2 \
-        jinja2==3.1.2 markupsafe==2.1.1
+    /tmp/bs4venv/bin/pip install beautifulsoup4==4.11.1 soupsieve==2.3.2.post1 flask==2.1.2 \
+        werkzeug==2.1.2 jinja2==3.1.2 markupsafe==2.1.1
     cd tests/data/observe
     /tmp/bs4venv/bin/python make_golden.py render /path/to/WebShop   # ws_*.html (needs flask)
     /tmp/bs4venv/bin/python make_golden.py golden                    # *.txt, *.json, corpus.json
     /tmp/bs4venv/bin/python make_golden.py entities                  # ENTITY_DATA for observe.rs
     /tmp/bs4venv/bin/python make_golden.py corpus 20000 7 /tmp/big.json  # a bigger fuzz corpus
+
+soupsieve (bs4's CSS engine, unpinned by WebShop) is pinned to the release of the same month as
+bs4 4.11.1; recent soupsieve (4.1.3 checked) no longer selects radios inside `<template>`.
 
 `render` re-renders WebShop's templates exactly as its text environment (SimServer) does:
 inside a Flask app whose routes are all registered on '/', so `url_for` yields '/?…' URLs.
@@ -286,21 +289,27 @@ HANDWRITTEN = [
 
 TAGS = ['p', 'div', 'span', 'button', 'label', 'a', 'h4', 'h2', 'li', 'ul', 'form', 'input',
         'br', 'pre', 'textarea', 'script', 'style', 'title', 'head', 'meta', 'template', 'rt',
-        'select', 'option', 'b', 'i', 'img', 'P', 'DIV', 'Button', 'html', 'body']
+        'select', 'option', 'b', 'i', 'img', 'P', 'DIV', 'Button', 'html', 'body', 'x:y',
+        'a-b', 'SCRİPT', 'ſtyle', 'label\x0b', 'İnput']
 WORDS = ['black', 'white', 'Buy Now', 'b0test0006', 'B0TEST0006', '< Prev', 'Next >', 'café',
          '中文', 'a', 'search', 'x y', '8', 'navy blue', 'Instruction:', 'ΣΑΣ', 'İ']
 TEXT_BITS = [' ', '  ', '\n', '\n  ', '\t', '\r\n', '\u00a0', '\u3000', '\x0b', '\x1c', '&amp;',
              '&lt;', '&gt;', '&nbsp;', '&foo;', '&#65;', '&#x41;', '&#147;', '&#0;', '&#;',
              '&#x;', '&amp-', '&notit;', '&copy', '&', '<', '>', '"', "'", '=', '/', 'é', '\u2028']
 ATTR_NAMES = ['class', 'id', 'type', 'value', 'href', 'data-url', 'checked', 'selected', 'name',
-              'action', 'CLASS', 'Type', 'onclick', 'placeholder', 'x']
+              'action', 'CLASS', 'Type', 'onclick', 'placeholder', 'x', 'chec\u212aed', 'İd',
+              'clasſ', '"q', "'", '=x']
 ATTR_VALUES = ['btn', 'btn btn-primary', 'product-link', ' product-link ', 'product-link x',
                'x btn', 'search_input', 'instruction-text', 'radio', 'RADIO', 'text', 'submit',
                'white', '8', 'a&amp;b', 'a&b', '&notit;', '/item?x=1&amp;y=2', '', 'a b',
                "window.location.href='/u';", 'B0TEST0006']
 SPECIALS = ['<!-- c -->', '<!---->', '<!-->', '<!x>', '<?pi?>', '<![CDATA[cd]]>', '<![if x]>',
             '<!DOCTYPE html>', '</>', '</ p>', '</p x>', '</b>', '</div>', '<br/>', '<div/>',
-            '<input/>', '</br>', '</input>', '< p>', '<3', '<<p>>']
+            '<input/>', '</br>', '</input>', '< p>', '<3', '<<p>>', '<!doctype>', '<!--->',
+            '<!-- a -- >', '<![cdata[x]>]]>', '<![endif]>', '<![ if]>', '<![temp x ]  ]  >',
+            '&#xZ', '&#12ab;', '&#99999999999;', '&#x110000;', '&#128;', '&#141;', '&#13;',
+            '<a"b>', '<p<b>', '<a\u3000class=btn>', '<a\x0cclass=btn>', '<a class=btn\x0b>',
+            '</sCrIpT>', '<script/>', '<style/>', '</textarea>', '<![foo[x]]>']
 
 
 def rand_attr(r):
