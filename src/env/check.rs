@@ -117,7 +117,7 @@ where
 {
     // Pick a test goal with options whose target is found by its title.
     let (goal, perfect) = (0..catalog.goals().len().min(50))
-        .filter(|&g| catalog.goals()[g].goal_options.len() >= 1)
+        .filter(|&g| !catalog.goals()[g].goal_options.is_empty())
         .find_map(|g| Some((g, perfect_actions(catalog, g)?)))
         .ok_or("no goal with options in the first 50")?;
     let task = TaskRef {

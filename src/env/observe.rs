@@ -198,7 +198,7 @@ impl VisitedAsins for [String] {
 
 impl VisitedAsins for [&str] {
     fn contains_asin(&self, asin: &str) -> bool {
-        self.iter().any(|a| *a == asin)
+        self.contains(&asin)
     }
 }
 
@@ -3000,5 +3000,17 @@ mod scratch_big {
         }
         eprintln!("BAD {bad} of {}", corpus.len());
         assert_eq!(bad, 0);
+    }
+}
+#[cfg(test)]
+mod scratch_one {
+    #[test]
+    fn scratch_one() {
+        let Ok(input) = std::fs::read_to_string("/tmp/one.json") else { return };
+        let v: serde_json::Value = serde_json::from_str(&input).unwrap();
+        let asins: Vec<String> = v["visited_asins"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+        let obs = super::observe_with(v["html"].as_str().unwrap(), v["url"].as_str().unwrap(), &super::ObserveContext { visited_asins: &asins });
+        let out = serde_json::json!({"text": obs.text, "text_rich": obs.text_rich, "instruction": obs.instruction, "clickables": obs.clickables, "has_search_bar": obs.has_search_bar});
+        std::fs::write("/tmp/one.out.json", out.to_string()).unwrap();
     }
 }
