@@ -45,8 +45,14 @@ fn bench(c: &mut Criterion) {
             .map(|g| format!("search[{}]", g.instruction_text))
             .collect();
         let mut env = in_process(router(AppState::new(store.clone())), config());
-        rt.block_on(env.reset(TaskRef { split: None, index: 0 }, 0))
-            .unwrap();
+        rt.block_on(env.reset(
+            TaskRef {
+                split: None,
+                index: 0,
+            },
+            0,
+        ))
+        .unwrap();
         let mut g = c.benchmark_group(format!("env/{name}"));
         g.bench_function("inproc_step_search", |b| {
             let mut i = 0;
@@ -80,8 +86,14 @@ fn bench(c: &mut Criterion) {
     let mut envs: Vec<_> = (0..64)
         .map(|i| {
             let mut e = http(&base, config()).unwrap();
-            rt.block_on(e.reset(TaskRef { split: None, index: i }, 0))
-                .unwrap();
+            rt.block_on(e.reset(
+                TaskRef {
+                    split: None,
+                    index: i,
+                },
+                0,
+            ))
+            .unwrap();
             rt.block_on(e.step("search[office chair]")).unwrap();
             e
         })

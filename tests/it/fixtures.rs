@@ -94,3 +94,26 @@ fn bad_data_dir_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn webshop_data_imports_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(root().join("tests/data/webshop")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, tmp.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let dir = tmp.path().to_str().unwrap();
+    let out = agentq(&root(), &["tasks", "--webshop-data", dir, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&ok_stdout(&out)).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 13);
+    // The search index was cached next to the data.
+    assert!(tmp.path().join(".agentq-cache").read_dir().unwrap().count() >= 1);
+    // A second run loads the same goals (seeded price bounds).
+    let again = agentq(&root(), &["tasks", "--webshop-data", dir, "--json"]);
+    assert_eq!(
+        ok_stdout(&again),
+        serde_json::to_string_pretty(&v).unwrap() + "\n"
+    );
+}

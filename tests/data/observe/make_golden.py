@@ -427,7 +427,7 @@ if __name__ == '__main__':
     if cmd == 'render':
         render(sys.argv[2])
     elif cmd == 'golden':
-        golden(int(sys.argv[2]) if len(sys.argv) > 2 else 400)
+        golden(int(sys.argv[2]) if len(sys.argv) > 2 else 500)
     elif cmd == 'entities':
         entities()
     elif cmd == 'corpus':
