@@ -121,3 +121,31 @@ fn unknown_task_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("out of range"), "{err}");
 }
+
+#[test]
+fn play_reads_actions_from_stdin_until_the_purchase() {
+    use std::io::Write;
+    let actions = perfect_script();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentq"))
+        .current_dir(root())
+        .args(["play", "--task", "test:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "click[nonexistent]").unwrap();
+        for a in &actions {
+            writeln!(stdin, "{a}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = ok_stdout(&out);
+    assert!(text.contains("no-op"), "{text}");
+    assert!(
+        text.contains("episode over: reward 1 (purchased)"),
+        "{text}"
+    );
+}
