@@ -267,9 +267,8 @@ pub fn observe(html: &str, url: &str) -> Observation {
 /// Observes `html` shown at `url` in the session described by `ctx`. Never panics, on any input.
 pub fn observe_with(html: &str, url: &str, ctx: &ObserveContext<'_>) -> Observation {
     let mut b = Builder::new(html, url, ctx.visited_asins);
-    let mut i = b.goahead(0, false); // HTMLParser.feed
-    i = b.goahead(i, true); // HTMLParser.close
-    let _ = i;
+    let rest = b.goahead(0, false); // HTMLParser.feed(html)
+    b.goahead(rest, true); // HTMLParser.close()
     b.finish()
 }
 
@@ -645,7 +644,7 @@ struct Collector {
 /// An interactive item found while parsing, finished in [`Builder::finish`].
 struct Item {
     role: Role,
-    /// Label source: element text (lower-cased for clickables) or a fixed label.
+    /// The element's text (a collector), used as the label when `label` is `None`.
     text: Option<usize>,
     label: Option<String>,
     id: Option<String>,
@@ -661,7 +660,7 @@ struct SelectInfo {
     key: Option<String>,
 }
 
-/// Attributes the observation needs, in the order of [`ATTRS`].
+/// The attributes the observation reads (lower-cased names); the `A_*` constants index them.
 const ATTRS: [&str; 12] = [
     "id",
     "class",
@@ -697,7 +696,7 @@ struct RawAttr {
     end: usize,
 }
 
-/// FNV-1a, for the (short, trusted-size) tag-name interner.
+/// FNV-1a, for the small internal maps keyed by short names (tag names, entity names).
 #[derive(Default)]
 struct Fnv(u64);
 
@@ -721,8 +720,8 @@ impl std::hash::Hasher for Fnv {
 
 type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
 
-/// Failed searches to the end of the input, by pattern: a search from at or after the
-/// recorded position fails too.
+/// Patterns searched for up to the end of the input; `Builder::fail_from` keeps, per pattern,
+/// the earliest start from which a search failed (any later start fails too).
 #[derive(Clone, Copy)]
 enum Pat {
     Gt,

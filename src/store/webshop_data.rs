@@ -1414,7 +1414,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir(data_dir()).unwrap() {
             let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            }
         }
         dir
     }
