@@ -137,7 +137,18 @@ fn make_env(a: &EpisodeArgs) -> Result<Episode> {
     let config = EnvConfig { max_steps, mode };
     let env: Box<dyn Env> = match a.driver {
         Driver::Inproc => {
-            let loaded = a.data.load()?;
+            // The spec's data source unless a flag names one.
+            let mut data = a.data.clone();
+            if let (Some(spec), None, None) = (&spec, &data.data, &data.webshop_data) {
+                let root = a
+                    .env
+                    .parent()
+                    .and_then(|envs| envs.parent())
+                    .unwrap_or(std::path::Path::new("."));
+                data.data = spec.data.as_ref().map(|d| root.join(d));
+                data.webshop_data = spec.webshop_data.as_ref().map(|d| root.join(d));
+            }
+            let loaded = data.load()?;
             let show = spec.as_ref().is_some_and(|s| s.show_attrs);
             Box::new(in_process(router(app_state(loaded, show)), config))
         }
