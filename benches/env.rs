@@ -104,39 +104,22 @@ fn bench(c: &mut Criterion) {
     g.bench_function("http_step_click_64_concurrent", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let futs = envs.iter_mut().map(|e| e.step("click[next >]"));
-                futures_join_all(futs).await
+                let tasks: Vec<_> = envs
+                    .drain(..)
+                    .map(|mut e| {
+                        tokio::spawn(async move {
+                            e.step("click[next >]").await.unwrap();
+                            e
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    envs.push(t.await.unwrap());
+                }
             })
         })
     });
     g.finish();
-}
-
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futs.collect();
-    let mut out = Vec::with_capacity(handles.len());
-    // Poll all concurrently via a local set of pinned futures.
-    let mut pinned: Vec<_> = handles.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.extend(results.into_iter().map(|r| r.expect("all ready")));
-    out
 }
 
 criterion_group!(benches, bench);
