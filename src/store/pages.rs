@@ -775,10 +775,23 @@ pub struct RenderCtx {
     pub reward: Option<f64>,
 }
 
-/// The site: a catalog and its search index. Cheap to share (`Arc`), immutable.
+/// The site: a catalog and its search index. Cheap to share (`Arc`), immutable (apart from
+/// a bounded cache of search results, which are a pure function of the query).
 pub struct Store {
     catalog: Arc<Catalog>,
     index: SearchIndex,
+    cache: std::sync::Mutex<SearchCache>,
+}
+
+/// Most recent distinct queries whose results are kept (results pages are stateless, so
+/// pagination and `< Prev` re-run the same search).
+const SEARCH_CACHE_QUERIES: usize = 1024;
+
+/// A FIFO-bounded map from query to the product indices of its hits.
+#[derive(Default)]
+struct SearchCache {
+    map: std::collections::HashMap<String, Arc<[u32]>>,
+    order: std::collections::VecDeque<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -795,12 +808,16 @@ impl Store {
     /// Builds the search index of `catalog`.
     pub fn new(catalog: Arc<Catalog>) -> Self {
         let index = SearchIndex::build(&catalog);
-        Store { catalog, index }
+        Store::with_index(catalog, index)
     }
 
     /// Uses an index already built (or loaded from cache) for `catalog`.
     pub fn with_index(catalog: Arc<Catalog>, index: SearchIndex) -> Self {
-        Store { catalog, index }
+        Store {
+            catalog,
+            index,
+            cache: std::sync::Mutex::new(SearchCache::default()),
+        }
     }
 
     /// The catalog.
@@ -821,11 +838,35 @@ impl Store {
     /// WebShop's result list for keywords: the top 50 hits of `" ".join(keywords)`.
     pub fn search(&self, keywords: &[String]) -> Vec<&Product> {
         let products = self.catalog.products();
-        self.index
-            .search(&keywords.join(" "), SEARCH_RETURN_N)
-            .into_iter()
-            .filter_map(|h| products.get(h.product as usize))
+        self.hits(&keywords.join(" "))
+            .iter()
+            .filter_map(|&i| products.get(i as usize))
             .collect()
+    }
+
+    /// Product indices of the top hits of `query`, through the bounded cache.
+    fn hits(&self, query: &str) -> Arc<[u32]> {
+        let lock = || self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = lock().map.get(query) {
+            return Arc::clone(h);
+        }
+        let hits: Arc<[u32]> = self
+            .index
+            .search(query, SEARCH_RETURN_N)
+            .into_iter()
+            .map(|h| h.product)
+            .collect();
+        let mut cache = lock();
+        if !cache.map.contains_key(query) {
+            if cache.order.len() >= SEARCH_CACHE_QUERIES {
+                if let Some(old) = cache.order.pop_front() {
+                    cache.map.remove(&old);
+                }
+            }
+            cache.order.push_back(query.to_string());
+            cache.map.insert(query.to_string(), Arc::clone(&hits));
+        }
+        hits
     }
 
     /// One results page: (total results, the ≤ 10 products of 1-based `page`); pages past
@@ -1314,6 +1355,33 @@ pub(crate) mod tests {
 
     pub(crate) fn tiny_store() -> Store {
         Store::new(Arc::new(tiny_catalog()))
+    }
+
+    #[test]
+    fn search_cache_is_bounded_and_transparent() {
+        let store = tiny_store();
+        let q = |s: &str| vec![s.to_string()];
+        let uncached: Vec<String> = store
+            .index()
+            .search("serum", SEARCH_RETURN_N)
+            .iter()
+            .map(|h| store.catalog().products()[h.product as usize].asin.clone())
+            .collect();
+        for _ in 0..2 {
+            let got: Vec<String> = store
+                .search(&q("serum"))
+                .iter()
+                .map(|p| p.asin.clone())
+                .collect();
+            assert_eq!(got, uncached);
+        }
+        for i in 0..SEARCH_CACHE_QUERIES + 10 {
+            store.search(&q(&format!("query{i}")));
+        }
+        let cache = store.cache.lock().unwrap();
+        assert_eq!(cache.map.len(), SEARCH_CACHE_QUERIES);
+        assert_eq!(cache.order.len(), SEARCH_CACHE_QUERIES);
+        assert!(!cache.map.contains_key("serum"));
     }
 
     fn unescape(s: &str) -> String {
