@@ -41,8 +41,7 @@ fn bench(c: &mut Criterion) {
             .catalog()
             .goals()
             .iter()
-            .take(100)
-            .map(|g| format!("search[{}]", g.instruction_text))
+            .map(|g| g.instruction_text.clone())
             .collect();
         let mut env = in_process(router(AppState::new(store.clone())), config());
         rt.block_on(env.reset(
@@ -55,14 +54,20 @@ fn bench(c: &mut Criterion) {
         .unwrap();
         let mut g = c.benchmark_group(format!("env/{name}"));
         g.bench_function("inproc_step_search", |b| {
-            let mut i = 0;
+            // A fresh token per step (it matches nothing) keeps every search a cache miss.
+            let mut i = 0usize;
             b.iter(|| {
-                i = (i + 1) % queries.len();
-                black_box(rt.block_on(env.step(&queries[i])).unwrap())
+                i += 1;
+                let q = format!("search[{} zq{i}]", queries[i % queries.len()]);
+                let s = rt.block_on(env.step(&q)).unwrap();
+                assert!(s.info.error.is_none(), "{:?}", s.info);
+                black_box(s)
             })
         });
         // click: results → item → < prev → results …; two clicks per iteration.
-        let first = rt.block_on(env.step(&queries[0])).unwrap();
+        let first = rt
+            .block_on(env.step(&format!("search[{}]", queries[0])))
+            .unwrap();
         let asin = first.observation.clickables[2].clone();
         let to_item = format!("click[{asin}]");
         g.throughput(Throughput::Elements(2));
