@@ -35,6 +35,8 @@ pub enum Driver {
     Inproc,
     /// HTTP against a running `agentq serve` (`--url`).
     Http,
+    /// A real headless browser through WebDriver (needs `--features browser`).
+    Browser,
 }
 
 /// Episode settings shared by `run` and `play`.
@@ -49,9 +51,16 @@ pub struct EpisodeArgs {
     /// Driver.
     #[arg(long, value_enum, default_value = "inproc")]
     pub driver: Driver,
-    /// Base URL of the store for `--driver http`.
+    /// Base URL of the store for `--driver http` (and `--driver browser` when given).
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     pub url: String,
+    /// `--driver browser`: WebDriver URL to connect to (chromedriver, Selenium Grid); by
+    /// default agentq spawns chromedriver and headless Chromium itself.
+    #[arg(long)]
+    pub webdriver: Option<String>,
+    /// `--driver browser`: save one PNG screenshot per loaded page into this directory.
+    #[arg(long)]
+    pub screenshots: Option<PathBuf>,
     /// Env spec (TOML); its step limit and observation mode are the defaults.
     #[arg(long, default_value = "envs/webshop-v0.toml")]
     pub env: PathBuf,
@@ -118,6 +127,47 @@ pub fn serve(a: ServeArgs) -> Result<()> {
 struct Episode {
     env: Box<dyn Env>,
     mode: ObsMode,
+    /// Runtime that serves the store for the browser driver (kept alive with the env).
+    _server: Option<tokio::runtime::Runtime>,
+}
+
+/// The browser env: serves the store on a loopback port (its own runtime) and drives it
+/// through WebDriver.
+#[cfg(feature = "browser")]
+fn browser_env(
+    a: &EpisodeArgs,
+    state: AppState,
+    config: EnvConfig,
+) -> Result<(Box<dyn Env>, Option<tokio::runtime::Runtime>)> {
+    use crate::env::browser::{browser, BrowserConfig, WebDriverSource};
+    let rt = runtime()?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .context("binding a loopback port for the store")?;
+    let addr = listener.local_addr()?;
+    rt.spawn(crate::store::http::serve(listener, state));
+    let webdriver = match &a.webdriver {
+        Some(u) => WebDriverSource::Remote(u.clone()),
+        None => WebDriverSource::default(),
+    };
+    let env = browser(
+        &format!("http://{addr}"),
+        config,
+        BrowserConfig {
+            webdriver,
+            screenshots: a.screenshots.clone(),
+        },
+    )?;
+    Ok((Box::new(env), Some(rt)))
+}
+
+#[cfg(not(feature = "browser"))]
+fn browser_env(
+    _a: &EpisodeArgs,
+    _state: AppState,
+    _config: EnvConfig,
+) -> Result<(Box<dyn Env>, Option<tokio::runtime::Runtime>)> {
+    bail!("--driver browser is not in this build: rebuild with --features browser")
 }
 
 fn make_env(a: &EpisodeArgs) -> Result<Episode> {
@@ -135,8 +185,11 @@ fn make_env(a: &EpisodeArgs) -> Result<Episode> {
         .or(spec.as_ref().map(|s| s.max_steps))
         .unwrap_or(15);
     let config = EnvConfig { max_steps, mode };
-    let env: Box<dyn Env> = match a.driver {
-        Driver::Inproc => {
+    if a.driver == Driver::Browser && !cfg!(feature = "browser") {
+        bail!("--driver browser is not in this build: rebuild with --features browser");
+    }
+    let (env, server): (Box<dyn Env>, _) = match a.driver {
+        Driver::Inproc | Driver::Browser => {
             // The spec's data source unless a flag names one.
             let mut data = a.data.clone();
             if let (Some(spec), None, None) = (&spec, &data.data, &data.webshop_data) {
@@ -150,11 +203,20 @@ fn make_env(a: &EpisodeArgs) -> Result<Episode> {
             }
             let loaded = data.load()?;
             let show = spec.as_ref().is_some_and(|s| s.show_attrs);
-            Box::new(in_process(router(app_state(loaded, show)), config))
+            let state = app_state(loaded, show);
+            if a.driver == Driver::Browser {
+                browser_env(a, state, config)?
+            } else {
+                (Box::new(in_process(router(state), config)), None)
+            }
         }
-        Driver::Http => Box::new(http(&a.url, config)?),
+        Driver::Http => (Box::new(http(&a.url, config)?), None),
     };
-    Ok(Episode { env, mode })
+    Ok(Episode {
+        env,
+        mode,
+        _server: server,
+    })
 }
 
 fn step_json(action: &str, s: &Step, mode: ObsMode) -> serde_json::Value {

@@ -7,6 +7,8 @@
 //! HTTP, a dead browser). `env` knows nothing of policies, LLMs or training.
 
 pub mod action;
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod check;
 pub mod drivers;
 pub mod observe;
@@ -141,6 +143,10 @@ pub enum Error {
     /// The site answered something we cannot interpret.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// A navigation left the store's origin (browser driver); the driver went back to the
+    /// last good page. `WebEnv::step` turns it into a no-op step with `info.error` set.
+    #[error("navigation off the store's origin to {0} (undone)")]
+    OffSite(String),
     /// Store-side failure (loading data).
     #[error(transparent)]
     Store(#[from] crate::store::Error),

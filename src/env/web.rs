@@ -35,6 +35,12 @@ pub trait Transport: Send + Sync {
     async fn post_json(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value>;
     /// GET JSON from an API path.
     async fn get_json(&self, path: &str) -> Result<serde_json::Value>;
+    /// Activates the element with DOM id `id` on the current page, whose target is `path`.
+    /// Transports without a DOM load `path`; the browser clicks the real element.
+    async fn click(&self, id: &str, path: &str) -> Result<Fetched> {
+        let _ = id;
+        self.get(path).await
+    }
 }
 
 /// Episode settings (from the env spec, overridable by flags).
@@ -120,9 +126,14 @@ impl<T: Transport> WebEnv<T> {
         path: &str,
         ids: (&str, &str),
         visited: &[String],
+        click: Option<&str>,
     ) -> Result<(String, Observation)> {
         let (real, canon) = ids;
-        let f = self.transport.get(&path.replace(canon, real)).await?;
+        let target = path.replace(canon, real);
+        let f = match click {
+            Some(id) => self.transport.click(id, &target).await?,
+            None => self.transport.get(&target).await?,
+        };
         let html = f.html.replace(real, canon);
         let shown = display_url(&f.path.replace(real, canon));
         let obs = observe::observe_with(
@@ -176,7 +187,7 @@ impl<T: Transport> Env for WebEnv<T> {
         let session = self.create_session(goal, seed).await?;
         let home = Page::Home.to_path(&session);
         let canon = session_id(goal, seed, 0);
-        let (path, obs) = self.load(&home, (&session, &canon), &[]).await?;
+        let (path, obs) = self.load(&home, (&session, &canon), &[], None).await?;
         self.ep = Some(Episode {
             goal,
             seed,
@@ -210,6 +221,7 @@ impl<T: Transport> Env for WebEnv<T> {
             let step = no_op(&ep, err, false);
             (ep, step)
         };
+        let mut click_id = None;
         let target_path = match Action::parse(action) {
             Err(e) => {
                 let (ep, step) = finish(ep, Some(e.to_string()));
@@ -234,6 +246,7 @@ impl<T: Transport> Env for WebEnv<T> {
                 };
                 match el.and_then(|e| e.target.clone()) {
                     Some(t) => {
+                        click_id = el.map(|e| e.id.clone());
                         if let Some(asin) = el
                             .filter(|e| e.role == Role::Link)
                             .map(|e| e.label.to_uppercase())
@@ -270,9 +283,22 @@ impl<T: Transport> Env for WebEnv<T> {
             }
         };
         let canon = session_id(ep.goal, ep.seed, 0);
-        let (path, obs) = self
-            .load(&target_path, (&ep.session, &canon), &ep.visited)
-            .await?;
+        let (path, obs) = match self
+            .load(
+                &target_path,
+                (&ep.session, &canon),
+                &ep.visited,
+                click_id.as_deref(),
+            )
+            .await
+        {
+            Err(e @ Error::OffSite(_)) => {
+                let (ep, step) = finish(ep, Some(e.to_string()));
+                self.ep = Some(ep);
+                return Ok(step);
+            }
+            r => r?,
+        };
         ep.path = path;
         ep.obs = obs;
         ep.form.clear();
@@ -329,7 +355,9 @@ impl<T: Transport> Env for WebEnv<T> {
         };
         let path = page.to_path(&session);
         let canon = session_id(snap.goal, snap.seed, 0);
-        let (path, obs) = self.load(&path, (&session, &canon), &snap.visited).await?;
+        let (path, obs) = self
+            .load(&path, (&session, &canon), &snap.visited, None)
+            .await?;
         self.ep = Some(Episode {
             goal: snap.goal,
             seed: snap.seed,

@@ -1,5 +1,8 @@
 //! The one integration-test binary: a module per boundary.
 
+// Browser driver (feature `browser`): conformance, parity, recovery.
+#[cfg(feature = "browser")]
+mod browser;
 // `agentq run` / `agentq serve` end to end.
 mod cli_run;
 // Env API: driver conformance, parity, scripted purchases.
