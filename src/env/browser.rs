@@ -338,19 +338,51 @@ impl BrowserTransport {
     /// the old document is gone. `Ok(false)` when there is no such visible element (the
     /// caller then navigates to the target instead).
     async fn click_element(&self, client: &Client, id: &str) -> Result<bool> {
-        let dom_id = match id.strip_prefix("radio-") {
-            Some(rest) => format!("option-{rest}"),
-            None => id.to_string(),
-        };
-        let Ok(el) = timed("find", client.find(Locator::Id(&dom_id))).await else {
-            return Ok(false);
-        };
-        if !timed("is_displayed", el.is_displayed())
-            .await
-            .unwrap_or(false)
-        {
-            return Ok(false);
+        self.interact(client, id, None).await
+    }
+
+    /// Types `query` into the visible `#search_input` and clicks `#btn-search`, then waits
+    /// like [`Self::click_element`]. `Ok(false)` when the page has no visible search box.
+    async fn submit_search(&self, client: &Client, query: &str) -> Result<bool> {
+        self.interact(client, "btn-search", Some(query)).await
+    }
+
+    async fn interact(&self, client: &Client, id: &str, typed: Option<&str>) -> Result<bool> {
+        if let Some(text) = typed {
+            let Ok(input) = timed("find", client.find(Locator::Id("search_input"))).await else {
+                return Ok(false);
+            };
+            if !timed("is_displayed", input.is_displayed())
+                .await
+                .unwrap_or(false)
+            {
+                return Ok(false);
+            }
+            timed("clear", input.clear()).await?;
+            timed("send_keys", input.send_keys(text)).await?;
         }
+        // Radios are hidden: click their overlay link, else their label.
+        let candidates = match id.strip_prefix("radio-") {
+            Some(rest) => vec![format!("option-{rest}"), format!("label-{rest}")],
+            None => vec![id.to_string()],
+        };
+        let mut found = None;
+        for dom_id in candidates {
+            let Ok(el) = timed("find", client.find(Locator::Id(&dom_id))).await else {
+                continue;
+            };
+            if timed("is_displayed", el.is_displayed())
+                .await
+                .unwrap_or(false)
+            {
+                found = Some((el, dom_id));
+                break;
+            }
+        }
+        let Some((el, dom_id)) = found else {
+            tracing::debug!(%id, "no visible element to click; loading its target URL");
+            return Ok(false);
+        };
         let old_body = timed("find body", client.find(Locator::Css("body"))).await?;
         timed("click", el.click()).await?;
         // Navigation race: wait until the old page's body is stale (a new document).
@@ -377,10 +409,11 @@ impl BrowserTransport {
         }
     }
 
-    async fn load(&self, client: &Client, path: &str, click: Option<&str>) -> Result<Fetched> {
+    async fn load(&self, client: &Client, path: &str, via: Option<Dom<'_>>) -> Result<Fetched> {
         let url = format!("{}{path}", self.base);
-        let clicked = match click {
-            Some(id) => self.click_element(client, id).await?,
+        let clicked = match via {
+            Some(Dom::Click(id)) => self.click_element(client, id).await?,
+            Some(Dom::Search(q)) => self.submit_search(client, q).await?,
             None => false,
         };
         let nav = if clicked {
@@ -436,6 +469,15 @@ impl BrowserTransport {
     }
 }
 
+/// A DOM interaction that triggers a page load.
+#[derive(Debug, Clone, Copy)]
+enum Dom<'a> {
+    /// Click the element with this id.
+    Click(&'a str),
+    /// Type the query into the search box and submit.
+    Search(&'a str),
+}
+
 #[async_trait::async_trait]
 impl Transport for BrowserTransport {
     async fn get(&self, path: &str) -> Result<Fetched> {
@@ -443,7 +485,11 @@ impl Transport for BrowserTransport {
     }
 
     async fn click(&self, id: &str, path: &str) -> Result<Fetched> {
-        self.navigate(path, Some(id)).await
+        self.navigate(path, Some(Dom::Click(id))).await
+    }
+
+    async fn search(&self, query: &str, path: &str) -> Result<Fetched> {
+        self.navigate(path, Some(Dom::Search(query))).await
     }
 
     async fn post_json(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
@@ -456,7 +502,7 @@ impl Transport for BrowserTransport {
 }
 
 impl BrowserTransport {
-    async fn navigate(&self, path: &str, click: Option<&str>) -> Result<Fetched> {
+    async fn navigate(&self, path: &str, via: Option<Dom<'_>>) -> Result<Fetched> {
         let mut guard = self.browser.lock().await;
         if guard.is_none() {
             *guard = Some(Browser::start(&self.config.webdriver).await?);
@@ -465,7 +511,7 @@ impl BrowserTransport {
             .as_ref()
             .map(|b| b.client.clone())
             .ok_or(Error::NotReset)?;
-        match self.load(&client, path, click).await {
+        match self.load(&client, path, via).await {
             Err(e @ Error::Transport(_)) => {
                 // A dead or hung browser: clean up; the next call starts a fresh one.
                 if let Some(b) = guard.take() {

@@ -41,6 +41,23 @@ pub trait Transport: Send + Sync {
         let _ = id;
         self.get(path).await
     }
+    /// Submits `query` through the current page's search box, whose submission leads to
+    /// `path`. Transports without a DOM load `path`; the browser types and submits.
+    async fn search(&self, query: &str, path: &str) -> Result<Fetched> {
+        let _ = query;
+        self.get(path).await
+    }
+}
+
+/// How a page load is triggered on the current page.
+#[derive(Debug, Clone, Copy)]
+enum Via<'a> {
+    /// Plain navigation to the path.
+    Url,
+    /// Clicking the element with this DOM id.
+    Click(&'a str),
+    /// Typing this query into the search box and submitting.
+    Search(&'a str),
 }
 
 /// Episode settings (from the env spec, overridable by flags).
@@ -126,13 +143,14 @@ impl<T: Transport> WebEnv<T> {
         path: &str,
         ids: (&str, &str),
         visited: &[String],
-        click: Option<&str>,
+        via: Via<'_>,
     ) -> Result<(String, Observation)> {
         let (real, canon) = ids;
         let target = path.replace(canon, real);
-        let f = match click {
-            Some(id) => self.transport.click(id, &target).await?,
-            None => self.transport.get(&target).await?,
+        let f = match via {
+            Via::Click(id) => self.transport.click(id, &target).await?,
+            Via::Search(q) => self.transport.search(q, &target).await?,
+            Via::Url => self.transport.get(&target).await?,
         };
         let html = f.html.replace(real, canon);
         let shown = display_url(&f.path.replace(real, canon));
@@ -187,7 +205,7 @@ impl<T: Transport> Env for WebEnv<T> {
         let session = self.create_session(goal, seed).await?;
         let home = Page::Home.to_path(&session);
         let canon = session_id(goal, seed, 0);
-        let (path, obs) = self.load(&home, (&session, &canon), &[], None).await?;
+        let (path, obs) = self.load(&home, (&session, &canon), &[], Via::Url).await?;
         self.ep = Some(Episode {
             goal,
             seed,
@@ -222,6 +240,7 @@ impl<T: Transport> Env for WebEnv<T> {
             (ep, step)
         };
         let mut click_id = None;
+        let mut search_query = None;
         let target_path = match Action::parse(action) {
             Err(e) => {
                 let (ep, step) = finish(ep, Some(e.to_string()));
@@ -229,6 +248,9 @@ impl<T: Transport> Env for WebEnv<T> {
                 return Ok(step);
             }
             Ok(Action::Search { query }) => {
+                if ep.obs.has_search_bar {
+                    search_query = Some(query.clone());
+                }
                 let q = serde_urlencoded::to_string([("q", query.as_str())])
                     .map_err(|e| Error::Protocol(e.to_string()))?;
                 format!("/{}/search?{q}", ep.session)
@@ -288,7 +310,11 @@ impl<T: Transport> Env for WebEnv<T> {
                 &target_path,
                 (&ep.session, &canon),
                 &ep.visited,
-                click_id.as_deref(),
+                match (&click_id, &search_query) {
+                    (Some(id), _) => Via::Click(id),
+                    (None, Some(q)) => Via::Search(q),
+                    (None, None) => Via::Url,
+                },
             )
             .await
         {
@@ -356,7 +382,7 @@ impl<T: Transport> Env for WebEnv<T> {
         let path = page.to_path(&session);
         let canon = session_id(snap.goal, snap.seed, 0);
         let (path, obs) = self
-            .load(&path, (&session, &canon), &snap.visited, None)
+            .load(&path, (&session, &canon), &snap.visited, Via::Url)
             .await?;
         self.ep = Some(Episode {
             goal: snap.goal,
