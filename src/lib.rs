@@ -4,6 +4,9 @@
 //! seeded fixtures; later modules add the environment API, agents, trajectories and training.
 //! The binary `agentq` is a thin command-line layer over this library (`src/cli`).
 
+pub mod agent;
 pub mod cli;
 pub mod env;
+pub mod policy;
 pub mod store;
+pub mod trajectory;

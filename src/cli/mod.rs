@@ -5,7 +5,9 @@
 //! (`--json`) to stdout.
 
 mod data;
+mod envs;
 mod play;
+mod runs;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -43,6 +45,13 @@ pub enum Command {
     Run(play::RunArgs),
     /// Play an episode interactively in the terminal.
     Play(play::EpisodeArgs),
+    /// Run an agent over tasks into a run directory and print score and success rate.
+    Eval(runs::EvalArgs),
+    /// Re-execute recorded episodes and check every observation and reward (exit code 1 on
+    /// divergence), or page through them with --show.
+    Replay(runs::ReplayArgs),
+    /// Write a self-contained report.html for a run directory.
+    Report(runs::ReportArgs),
 }
 
 /// `agentq fixtures …`
@@ -114,6 +123,9 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {e:#}");
+            if e.downcast_ref::<runs::Diverged>().is_some() {
+                return ExitCode::from(1);
+            }
             ExitCode::from(2)
         }
     }
@@ -144,6 +156,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => play::serve(a),
         Command::Run(a) => play::run(a),
         Command::Play(a) => play::play(a),
+        Command::Eval(a) => runs::eval(a),
+        Command::Replay(a) => runs::replay(a),
+        Command::Report(a) => runs::report_cmd(a),
     }
 }
 

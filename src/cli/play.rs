@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::data::{DataArgs, Loaded};
-use crate::env::drivers::{http, in_process};
-use crate::env::{Env, EnvConfig, EnvSpec, ObsMode, Step, TaskRef};
-use crate::store::http::{router, AppState, ServerConfig};
+use super::envs::{EnvArgs, EnvFactory};
+use crate::env::{Env, ObsMode, Step, TaskRef};
+use crate::store::http::{AppState, ServerConfig};
 use crate::store::pages::Store;
 
 /// Arguments of `agentq serve`.
@@ -28,17 +28,6 @@ pub struct ServeArgs {
     pub show_attrs: bool,
 }
 
-/// Which driver runs an episode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Driver {
-    /// Calls the store's router in this process (no socket).
-    Inproc,
-    /// HTTP against a running `agentq serve` (`--url`).
-    Http,
-    /// A real headless browser through WebDriver (needs `--features browser`).
-    Browser,
-}
-
 /// Episode settings shared by `run` and `play`.
 #[derive(Debug, Args)]
 pub struct EpisodeArgs {
@@ -48,30 +37,11 @@ pub struct EpisodeArgs {
     /// Episode seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Driver.
-    #[arg(long, value_enum, default_value = "inproc")]
-    pub driver: Driver,
-    /// Base URL of the store for `--driver http` (and `--driver browser` when given).
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    pub url: String,
-    /// `--driver browser`: WebDriver URL to connect to (chromedriver, Selenium Grid); by
-    /// default agentq spawns chromedriver and headless Chromium itself.
-    #[arg(long)]
-    pub webdriver: Option<String>,
     /// `--driver browser`: save one PNG screenshot per loaded page into this directory.
     #[arg(long)]
     pub screenshots: Option<PathBuf>,
-    /// Env spec (TOML); its step limit and observation mode are the defaults.
-    #[arg(long, default_value = "envs/webshop-v0.toml")]
-    pub env: PathBuf,
-    /// Observation mode shown: text, text_rich, html or url.
-    #[arg(long)]
-    pub obs: Option<ObsMode>,
-    /// Step limit (truncation).
-    #[arg(long)]
-    pub max_steps: Option<usize>,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub env: EnvArgs,
 }
 
 /// Arguments of `agentq run`.
@@ -87,7 +57,8 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// A multi-threaded tokio runtime.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,95 +98,17 @@ pub fn serve(a: ServeArgs) -> Result<()> {
 struct Episode {
     env: Box<dyn Env>,
     mode: ObsMode,
-    /// Runtime that serves the store for the browser driver (kept alive with the env).
-    _server: Option<tokio::runtime::Runtime>,
-}
-
-/// The browser env: serves the store on a loopback port (its own runtime) and drives it
-/// through WebDriver.
-#[cfg(feature = "browser")]
-fn browser_env(
-    a: &EpisodeArgs,
-    state: AppState,
-    config: EnvConfig,
-) -> Result<(Box<dyn Env>, Option<tokio::runtime::Runtime>)> {
-    use crate::env::browser::{browser, BrowserConfig, WebDriverSource};
-    let rt = runtime()?;
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .context("binding a loopback port for the store")?;
-    let addr = listener.local_addr()?;
-    rt.spawn(crate::store::http::serve(listener, state));
-    let webdriver = match &a.webdriver {
-        Some(u) => WebDriverSource::Remote(u.clone()),
-        None => WebDriverSource::default(),
-    };
-    let env = browser(
-        &format!("http://{addr}"),
-        config,
-        BrowserConfig {
-            webdriver,
-            screenshots: a.screenshots.clone(),
-        },
-    )?;
-    Ok((Box::new(env), Some(rt)))
-}
-
-#[cfg(not(feature = "browser"))]
-fn browser_env(
-    _a: &EpisodeArgs,
-    _state: AppState,
-    _config: EnvConfig,
-) -> Result<(Box<dyn Env>, Option<tokio::runtime::Runtime>)> {
-    bail!("--driver browser is not in this build: rebuild with --features browser")
+    /// Keeps the store server of the browser driver alive with the env.
+    _factory: EnvFactory,
 }
 
 fn make_env(a: &EpisodeArgs) -> Result<Episode> {
-    let spec = if a.env.exists() {
-        Some(EnvSpec::load(&a.env).with_context(|| format!("loading {}", a.env.display()))?)
-    } else {
-        None
-    };
-    let mode = a
-        .obs
-        .or(spec.as_ref().map(|s| s.observation))
-        .unwrap_or(ObsMode::Text);
-    let max_steps = a
-        .max_steps
-        .or(spec.as_ref().map(|s| s.max_steps))
-        .unwrap_or(15);
-    let config = EnvConfig { max_steps, mode };
-    if a.driver == Driver::Browser && !cfg!(feature = "browser") {
-        bail!("--driver browser is not in this build: rebuild with --features browser");
-    }
-    let (env, server): (Box<dyn Env>, _) = match a.driver {
-        Driver::Inproc | Driver::Browser => {
-            // The spec's data source unless a flag names one.
-            let mut data = a.data.clone();
-            if let (Some(spec), None, None) = (&spec, &data.data, &data.webshop_data) {
-                let root = a
-                    .env
-                    .parent()
-                    .and_then(|envs| envs.parent())
-                    .unwrap_or(std::path::Path::new("."));
-                data.data = spec.data.as_ref().map(|d| root.join(d));
-                data.webshop_data = spec.webshop_data.as_ref().map(|d| root.join(d));
-            }
-            let loaded = data.load()?;
-            let show = spec.as_ref().is_some_and(|s| s.show_attrs);
-            let state = app_state(loaded, show);
-            if a.driver == Driver::Browser {
-                browser_env(a, state, config)?
-            } else {
-                (Box::new(in_process(router(state), config)), None)
-            }
-        }
-        Driver::Http => (Box::new(http(&a.url, config)?), None),
-    };
+    let factory = EnvFactory::new(&a.env, None)?;
+    let env = factory.make(a.screenshots.clone())?;
     Ok(Episode {
         env,
-        mode,
-        _server: server,
+        mode: factory.config.mode,
+        _factory: factory,
     })
 }
 

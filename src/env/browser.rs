@@ -286,6 +286,7 @@ pub struct BrowserTransport {
     pages: AtomicUsize,
     offsite: AtomicUsize,
     dom_actions: AtomicUsize,
+    last_shot: std::sync::Mutex<Option<String>>,
 }
 
 impl BrowserTransport {
@@ -304,6 +305,7 @@ impl BrowserTransport {
             pages: AtomicUsize::new(0),
             offsite: AtomicUsize::new(0),
             dom_actions: AtomicUsize::new(0),
+            last_shot: std::sync::Mutex::new(None),
         })
     }
 
@@ -464,6 +466,8 @@ impl BrowserTransport {
             std::fs::create_dir_all(dir).map_err(|e| infra("screenshot dir", e))?;
             let f = dir.join(format!("step-{n:04}.png"));
             std::fs::write(&f, png).map_err(|e| infra(&format!("writing {}", f.display()), e))?;
+            *self.last_shot.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(f.to_string_lossy().into_owned());
         }
         Ok(Fetched { path: p, html })
     }
@@ -490,6 +494,13 @@ impl Transport for BrowserTransport {
 
     async fn search(&self, query: &str, path: &str) -> Result<Fetched> {
         self.navigate(path, Some(Dom::Search(query))).await
+    }
+
+    fn last_screenshot(&self) -> Option<String> {
+        self.last_shot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     async fn post_json(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {

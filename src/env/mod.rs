@@ -183,6 +183,10 @@ pub trait Env: Send {
     fn snapshot(&self) -> Result<Snapshot>;
     /// Returns to a captured state (same session or a fresh one on the same goal).
     async fn restore(&mut self, snapshot: &Snapshot) -> Result<Observation>;
+    /// File of the screenshot of the page last loaded, for drivers that take them.
+    fn last_screenshot(&self) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]

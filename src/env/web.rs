@@ -47,6 +47,10 @@ pub trait Transport: Send + Sync {
         let _ = query;
         self.get(path).await
     }
+    /// File of the screenshot of the page last loaded, if this transport takes them.
+    fn last_screenshot(&self) -> Option<String> {
+        None
+    }
 }
 
 /// How a page load is triggered on the current page.
@@ -360,6 +364,10 @@ impl<T: Transport> Env for WebEnv<T> {
             reward: ep.reward,
             visited: ep.visited.clone(),
         })
+    }
+
+    fn last_screenshot(&self) -> Option<String> {
+        self.transport.last_screenshot()
     }
 
     async fn restore(&mut self, snap: &Snapshot) -> Result<Observation> {

@@ -9,6 +9,8 @@ mod cli_run;
 mod env;
 // Committed fixtures, regeneration and the `fixtures`/`tasks` commands.
 mod fixtures;
+// Run directories: eval, replay, resume, reports, stored example runs.
+mod runs;
 // Code invariants: module dependency rules, `//!` headers, printing only in cli.
 mod tidy;
 // Shared helpers: paths, running the binary.
