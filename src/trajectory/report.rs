@@ -105,6 +105,7 @@ function sortTable(th){const t=th.closest('table'),i=[...th.parentNode.children]
 const asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';const num=th.classList.contains('num');
 [...b.rows].sort((x,y)=>{let a=x.cells[i].dataset.v??x.cells[i].textContent,c=y.cells[i].dataset.v??y.cells[i].textContent;
 if(num){a=parseFloat(a);c=parseFloat(c)}return (a>c?1:a<c?-1:0)*(asc?1:-1)}).forEach(r=>b.appendChild(r))}
+window.addEventListener('load',()=>{const e=location.hash&&document.getElementById(location.hash.slice(1));if(e&&e.tagName==='DETAILS'){e.open=true;e.scrollIntoView()}});
 function filterRows(q){q=q.toLowerCase();document.querySelectorAll('#episodes tbody tr').forEach(r=>{r.style.display=r.textContent.toLowerCase().includes(q)?'':'none'})}
 "#;
 

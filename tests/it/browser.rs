@@ -201,3 +201,56 @@ async fn off_site_navigation_is_undone_and_reported() {
     assert_eq!(t.get("/").await.unwrap().path, "/");
     t.shutdown().await;
 }
+
+/// `agentq eval --driver browser` records a screenshot per step that the report shows, and
+/// the recorded episodes replay identically on the in-process driver.
+#[test]
+fn browser_eval_records_screenshots_and_replays_in_process() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = crate::util::agentq(
+        &crate::util::root(),
+        &[
+            "eval",
+            "--agent",
+            "oracle",
+            "--driver",
+            "browser",
+            "--tasks",
+            "0..2",
+            "--parallel",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "--report",
+            "--json",
+        ],
+    );
+    let s: serde_json::Value = serde_json::from_str(&crate::util::ok_stdout(&o)).unwrap();
+    assert_eq!(s["success_rate"], 100.0, "{s}");
+    let (eps, _) =
+        agentq::trajectory::read_episodes(&out.join(agentq::trajectory::EPISODES_FILE)).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for e in &eps {
+        assert_eq!(e.header.driver, "browser");
+        for st in &e.steps {
+            let shot = st.screenshot.as_deref().expect("a screenshot per step");
+            assert!(
+                !Path::new(shot).is_absolute(),
+                "{shot} is relative to the run"
+            );
+            assert!(out.join(shot).is_file(), "{shot} exists");
+            assert!(html.contains(shot), "report shows {shot}");
+        }
+        assert!(out
+            .join(e.summary.final_screenshot.as_deref().unwrap())
+            .is_file());
+    }
+    crate::util::ok_stdout(&crate::util::agentq(
+        &crate::util::root(),
+        &["replay", out.to_str().unwrap(), "--driver", "inproc"],
+    ));
+}
