@@ -4,6 +4,8 @@
 //! Invariant: `agent` sees only the [`Env`] and [`Policy`] traits; it returns
 //! [`trajectory::Episode`] values and leaves storing them to a recorder.
 
+pub mod demos;
+
 use std::time::Instant;
 
 use crate::env::{self, Env, ObsMode, Observation, TaskRef};

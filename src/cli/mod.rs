@@ -5,6 +5,7 @@
 //! (`--json`) to stdout.
 
 mod data;
+mod demos;
 mod envs;
 mod play;
 mod runs;
@@ -52,6 +53,12 @@ pub enum Command {
     Replay(runs::ReplayArgs),
     /// Write a self-contained report.html for a run directory.
     Report(runs::ReportArgs),
+    /// Write SFT demonstrations (oracle episodes as prompt/response pairs in the LLM
+    /// policy's prompt format).
+    Demos(demos::DemosArgs),
+    /// Show the prompts the LLM policy and critic see.
+    #[command(subcommand)]
+    Prompt(demos::PromptCommand),
 }
 
 /// `agentq fixtures …`
@@ -159,6 +166,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => runs::eval(a),
         Command::Replay(a) => runs::replay(a),
         Command::Report(a) => runs::report_cmd(a),
+        Command::Demos(a) => demos::demos_cmd(a),
+        Command::Prompt(demos::PromptCommand::Show(a)) => demos::prompt_show(a),
     }
 }
 

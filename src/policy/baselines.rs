@@ -14,9 +14,15 @@ const NEXT: &str = "next >";
 const PREV: &str = "< prev";
 const BUY: &str = "buy now";
 
-/// Pads `first` with other valid actions of the page (deterministic order) up to `k`.
+/// Pads `first` (with its thought) with other valid actions of the page (deterministic
+/// order) up to `k`.
 fn with_alternatives(first: String, ctx: &Context<'_>) -> Proposal {
-    let mut cands = vec![Candidate::plain(first)];
+    let thought = super::prompt::oracle_thought(ctx.page(), &first);
+    let mut cands = vec![Candidate {
+        action: first,
+        logprob: None,
+        thought: Some(thought),
+    }];
     for c in &ctx.observation.clickables {
         if cands.len() >= ctx.k.max(1) {
             break;
@@ -73,8 +79,9 @@ impl Policy for Rule {
     }
 }
 
-/// Knows the goal: searches for the target's title (then its scrape query, then the
-/// instruction), pages through results to the target, picks the goal's options, buys.
+/// Knows the goal: searches for what the instruction says (without its price clause), then,
+/// if the target is not within the first results pages, for the target's title; opens the
+/// target, picks the goal's options, buys.
 /// Generates demonstrations and checks that tasks are solvable. With `k > 1` it pads its
 /// choice with other valid actions (a proposer for search tests).
 #[derive(Debug, Clone)]
@@ -116,11 +123,9 @@ impl Policy for Oracle {
                     .product(&goal.asin)
                     .map(|p| p.title.to_lowercase())
                     .unwrap_or_else(|| goal.name.to_lowercase());
-                let queries = [
-                    title,
-                    goal.query.to_lowercase(),
-                    goal.instruction_text.to_lowercase(),
-                ];
+                // First what the instruction says (a query a model could write), then the
+                // target's title (always finds it).
+                let queries = [instruction_query(&goal.instruction_text), title];
                 format!("search[{}]", queries[searches % queries.len()])
             }
             PageKind::Results => {
@@ -166,6 +171,23 @@ impl Policy for Oracle {
         };
         Ok(with_alternatives(action, ctx))
     }
+}
+
+/// The instruction as a search query: lower-cased, without the price clause.
+pub fn instruction_query(instruction: &str) -> String {
+    let mut q = instruction.to_lowercase();
+    for cut in [
+        ", and price lower than",
+        " and price lower than",
+        ", price lower than",
+        " price lower than",
+    ] {
+        if let Some(i) = q.find(cut) {
+            q.truncate(i);
+            break;
+        }
+    }
+    q.trim().trim_end_matches(',').trim().to_string()
 }
 
 /// Leaves an item page for the results list (`< prev`), else back to search.

@@ -249,3 +249,69 @@ fn stored_example_runs_replay_identically() {
     }
     assert!(n >= 2, "expected stored runs under {}", dir.display());
 }
+
+#[test]
+fn demos_are_valid_actions_in_the_policy_prompt_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("demos.jsonl");
+    for mode in ["act", "react"] {
+        ok_stdout(&agentq(
+            &root(),
+            &[
+                "demos",
+                "--split",
+                "train",
+                "--tasks",
+                "0..8",
+                "--mode",
+                mode,
+                "--out",
+                f.to_str().unwrap(),
+            ],
+        ));
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(lines.len() >= 8 * 3, "{} examples", lines.len());
+        for ex in &lines {
+            let user = ex["prompt"][1]["content"].as_str().unwrap();
+            assert_eq!(ex["prompt"][0]["role"], "system");
+            assert!(user.starts_with("Instruction: "), "{user}");
+            let resp = ex["response"].as_str().unwrap();
+            let action = if mode == "react" {
+                assert!(resp.starts_with("Thought: "), "{resp}");
+                resp.split("Action: ").nth(1).unwrap()
+            } else {
+                resp
+            };
+            assert!(agentq::env::Action::parse(action).is_ok(), "{action}");
+            let valid = user.split("Valid actions: ").nth(1).unwrap();
+            if action.starts_with("search[") {
+                assert!(valid.contains("search[<query>]"), "{user}");
+            } else {
+                assert!(valid.contains(action), "{action} not in {valid}");
+            }
+            assert_eq!(ex["completion"][0]["content"], resp);
+            assert_eq!(ex["prompt_version"], agentq::policy::prompt::PROMPT_VERSION);
+        }
+    }
+    let shown = ok_stdout(&agentq(
+        &root(),
+        &[
+            "prompt",
+            "show",
+            "--task",
+            "test:3",
+            "--actions",
+            "search[cashews]",
+            "--json",
+        ],
+    ));
+    let msgs: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert!(msgs[1]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Previous actions: search[cashews]"));
+}

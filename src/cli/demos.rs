@@ -1,0 +1,180 @@
+//! `agentq demos` (SFT demonstrations from the oracle) and `agentq prompt show` (the exact
+//! prompt the LLM policy sees at a given point of an episode).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Subcommand};
+
+use super::envs::{EnvArgs, EnvFactory};
+use super::runs::TaskArgs;
+use crate::agent::{self, demos, EpisodeMeta};
+use crate::env::TaskRef;
+use crate::policy::prompt::{self, PromptInput, PromptMode};
+use crate::policy::{Oracle, Policy};
+
+/// Arguments of `agentq demos`.
+#[derive(Debug, Args)]
+pub struct DemosArgs {
+    /// The demonstrator (only `oracle` knows the goals).
+    #[arg(long, default_value = "oracle", value_parser = ["oracle"])]
+    pub agent: String,
+    #[command(flatten)]
+    pub tasks: TaskArgs,
+    /// Prompt mode of the examples: act (answer = action) or react (thought + action).
+    #[arg(long, default_value = "act")]
+    pub mode: PromptMode,
+    /// Output JSONL file (written atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+/// `agentq demos`.
+pub fn demos_cmd(a: DemosArgs) -> Result<()> {
+    let factory = EnvFactory::new(&a.env, None)?;
+    let n = factory.catalog.split(a.tasks.split).len();
+    let tasks = a.tasks.resolve(n)?;
+    let policy: Arc<dyn Policy> = Arc::new(Oracle::new(Arc::clone(&factory.catalog)));
+    let meta = EpisodeMeta {
+        env: factory.spec_id.clone(),
+        data_hash: factory.data_hash(),
+        driver: a.env.driver.name().into(),
+        obs_mode: factory.config.mode,
+        max_steps: factory.config.max_steps,
+        k: 1,
+    };
+    let rt = super::play::runtime()?;
+    let mut env = factory.make(None)?;
+    let pb = indicatif::ProgressBar::new(tasks.len() as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("demos [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .expect("invariant: static template")
+            .progress_chars("=> "),
+    );
+    let mut buf = Vec::new();
+    let (mut n_ex, mut skipped) = (0usize, 0usize);
+    for t in tasks {
+        let ep = rt
+            .block_on(agent::run_episode(
+                env.as_mut(),
+                policy.as_ref(),
+                &meta,
+                t,
+                a.tasks.seed,
+            ))
+            .with_context(|| format!("running the oracle on {t}"))?;
+        pb.inc(1);
+        if !ep.summary.success {
+            skipped += 1;
+            continue;
+        }
+        for ex in demos::examples(&ep, a.mode) {
+            serde_json::to_writer(&mut buf, &ex)?;
+            buf.push(b'\n');
+            n_ex += 1;
+        }
+        pb.set_message(format!("{n_ex} examples"));
+    }
+    pb.finish_and_clear();
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::trajectory::write_atomic(&a.out, &buf)?;
+    eprintln!(
+        "wrote {n_ex} examples ({} mode, prompt {}) to {}{}",
+        a.mode.as_str(),
+        prompt::PROMPT_VERSION,
+        a.out.display(),
+        if skipped > 0 {
+            format!("; {skipped} unsuccessful episodes left out")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// `agentq prompt …`
+#[derive(Debug, Subcommand)]
+pub enum PromptCommand {
+    /// Print the LLM policy's prompt after the given actions of an episode.
+    Show(PromptShowArgs),
+}
+
+/// Arguments of `agentq prompt show`.
+#[derive(Debug, Args)]
+pub struct PromptShowArgs {
+    /// Task.
+    #[arg(long, default_value = "test:0")]
+    pub task: TaskRef,
+    /// Episode seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Actions to take before showing the prompt.
+    #[arg(long, num_args = 0..)]
+    pub actions: Vec<String>,
+    /// Prompt mode.
+    #[arg(long, default_value = "act")]
+    pub mode: PromptMode,
+    /// Show the critic's prompt for these candidate actions instead.
+    #[arg(long, num_args = 1..)]
+    pub critic: Vec<String>,
+    /// Print the messages as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+/// `agentq prompt show`.
+pub fn prompt_show(a: PromptShowArgs) -> Result<()> {
+    let factory = EnvFactory::new(&a.env, None)?;
+    let rt = super::play::runtime()?;
+    let mut env = factory.make(None)?;
+    let mode = factory.config.mode;
+    let obs = rt.block_on(env.reset(a.task, a.seed)).context("reset")?;
+    let instruction = obs.instruction.clone();
+    let mut page = obs.render(mode).to_string();
+    for act in &a.actions {
+        let s = rt
+            .block_on(env.step(act))
+            .with_context(|| format!("step {act}"))?;
+        if let Some(e) = &s.info.error {
+            bail!("action {act:?} is invalid here: {e}");
+        }
+        page = s.observation.render(mode).to_string();
+    }
+    let available = env.available_actions();
+    let history: Vec<&str> = a.actions.iter().map(String::as_str).collect();
+    let input = PromptInput {
+        instruction: &instruction,
+        history: &history,
+        page: &page,
+        available: &available,
+    };
+    let messages = if a.critic.is_empty() {
+        prompt::policy_messages(a.mode, &input)
+    } else {
+        prompt::critic_messages(&input, &a.critic)
+    };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &messages)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "# prompt {} ({} mode)",
+            prompt::PROMPT_VERSION,
+            a.mode.as_str()
+        )?;
+        for m in &messages {
+            writeln!(out, "\n[{}]\n{}", m.role, m.content)?;
+        }
+    }
+    Ok(())
+}
