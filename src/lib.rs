@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod cli;
 pub mod env;
+pub mod lm;
 pub mod policy;
 pub mod store;
 pub mod trajectory;

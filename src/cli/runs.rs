@@ -298,17 +298,18 @@ pub fn print_summary(s: &RunSummary, json: bool, label: &str) -> Result<()> {
         writeln!(out)?;
     } else {
         eprintln!(
-            "{:<28} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9}",
-            "run", "episodes", "score", "success", "mean steps", "invalid", "wall"
+            "{:<28} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>9}",
+            "run", "episodes", "score", "success", "mean steps", "invalid", "unparsed", "wall"
         );
         eprintln!(
-            "{:<28} {:>8} {:>8.1} {:>7.1}% {:>10.2} {:>8.1}% {:>8.1}s",
+            "{:<28} {:>8} {:>8.1} {:>7.1}% {:>10.2} {:>8.1}% {:>8.1}% {:>8.1}s",
             label,
             s.episodes,
             s.score,
             s.success_rate,
             s.mean_steps,
             s.invalid_action_rate,
+            s.parse_error_rate,
             s.wall_s.unwrap_or(s.episode_ms / 1e3)
         );
     }

@@ -164,6 +164,9 @@ pub struct StepRecord {
     /// The policy's raw output (LLM text), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_output: Option<String>,
+    /// Why the raw output could not be parsed into an action (the policy then fell back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
     /// Candidates the policy proposed (best first), if more than the action.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<CandidateRecord>,
@@ -198,6 +201,9 @@ pub struct Summary {
     pub truncated: bool,
     /// Steps whose action was invalid (a no-op with an error).
     pub invalid_actions: usize,
+    /// Steps whose model output could not be parsed.
+    #[serde(default)]
+    pub parse_errors: usize,
     /// Observation after the last step.
     pub final_observation: String,
     /// URL after the last step.
@@ -453,6 +459,9 @@ pub struct RunSummary {
     pub mean_steps: f64,
     /// Percentage of steps whose action was invalid.
     pub invalid_action_rate: f64,
+    /// Percentage of steps whose model output could not be parsed.
+    #[serde(default)]
+    pub parse_error_rate: f64,
     /// Episodes that ended with a purchase.
     pub purchased: usize,
     /// Episodes that hit the step limit.
@@ -486,6 +495,12 @@ impl RunSummary {
             success_rate: 100.0 * episodes.iter().filter(|e| e.summary.success).count() as f64 / nf,
             mean_steps: steps as f64 / nf,
             invalid_action_rate: 100.0 * invalid as f64 / steps.max(1) as f64,
+            parse_error_rate: 100.0
+                * episodes
+                    .iter()
+                    .map(|e| e.summary.parse_errors)
+                    .sum::<usize>() as f64
+                / steps.max(1) as f64,
             purchased: episodes.iter().filter(|e| e.summary.terminated).count(),
             truncated: episodes.iter().filter(|e| e.summary.truncated).count(),
             errors: episodes
@@ -698,6 +713,7 @@ pub(crate) mod tests {
                 action: "search[red shoes]".into(),
                 thought: Some("search first".into()),
                 raw_output: None,
+                parse_error: None,
                 candidates: vec![CandidateRecord {
                     action: "search[red shoes]".into(),
                     logprob: Some(-1.5),
@@ -724,7 +740,8 @@ pub(crate) mod tests {
                 available_actions: vec!["click[buy now]".into()],
                 action: "click[nope]".into(),
                 thought: None,
-                raw_output: None,
+                raw_output: Some("click[nope]".into()),
+                parse_error: Some("unparseable".into()),
                 candidates: vec![],
                 reward,
                 terminated: true,
@@ -749,6 +766,7 @@ pub(crate) mod tests {
                 terminated: term,
                 truncated: trunc,
                 invalid_actions: inv,
+                parse_errors: 1,
                 final_observation: "Thank you".into(),
                 final_url: "http://127.0.0.1:3000/done".into(),
                 final_screenshot: None,

@@ -322,6 +322,13 @@ fn episode_html(i: usize, e: &Episode, out: &mut String) {
         if let Some(t) = &st.thought {
             let _ = write!(out, "<div class='small'>thought: {}</div>", esc(t));
         }
+        if let Some(p) = &st.parse_error {
+            let _ = write!(
+                out,
+                "<div class='bad small'>unparsed output: {}</div>",
+                esc(p)
+            );
+        }
         if let Some(r) = &st.raw_output {
             let _ = write!(
                 out,

@@ -9,6 +9,8 @@ mod cli_run;
 mod env;
 // Committed fixtures, regeneration and the `fixtures`/`tasks` commands.
 mod fixtures;
+// The LLM policy over a scripted language model.
+mod llm_policy;
 // Run directories: eval, replay, resume, reports, stored example runs.
 mod runs;
 // Code invariants: module dependency rules, `//!` headers, printing only in cli.
