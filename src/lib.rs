@@ -10,4 +10,5 @@ pub mod env;
 pub mod lm;
 pub mod policy;
 pub mod store;
+pub mod train;
 pub mod trajectory;

@@ -1,0 +1,7 @@
+//! Training: DPO and SFT on a local model from preference pairs and demonstrations.
+//!
+//! Invariant: `train` never runs an environment; it reads trajectories, pairs and
+//! demonstrations and writes weights and metrics.
+
+pub mod data;
+pub mod log;
