@@ -22,7 +22,8 @@ fn run_args(extra: &[&str], actions: &[String]) -> Vec<String> {
     v
 }
 
-struct Server(std::process::Child, String);
+/// A running `agentq serve` (killed on drop) and its base URL.
+pub struct Server(std::process::Child, pub String);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -31,7 +32,8 @@ impl Drop for Server {
     }
 }
 
-fn serve() -> Server {
+/// Starts `agentq serve` on a free loopback port.
+pub fn serve() -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentq"))
         .current_dir(root())
         .args(["serve", "--addr", "127.0.0.1:0"])

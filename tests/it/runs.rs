@@ -315,3 +315,27 @@ fn demos_are_valid_actions_in_the_policy_prompt_format() {
         .unwrap()
         .contains("Previous actions: search[cashews]"));
 }
+
+#[test]
+fn http_eval_replays_identically_in_process() {
+    let server = crate::cli_run::serve();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let s = summary(&eval(
+        &root(),
+        &out,
+        "oracle",
+        &[
+            "--driver",
+            "http",
+            "--url",
+            &server.1,
+            "--tasks",
+            "0..4",
+            "--parallel",
+            "2",
+        ],
+    ));
+    assert_eq!(s["success_rate"], 100.0);
+    ok_stdout(&agentq(&root(), &["replay", out.to_str().unwrap()]));
+}
