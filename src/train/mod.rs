@@ -4,4 +4,7 @@
 //! demonstrations and writes weights and metrics.
 
 pub mod data;
+pub mod dpo;
 pub mod log;
+pub mod lora;
+pub mod optim;
