@@ -8,3 +8,4 @@ pub mod dpo;
 pub mod log;
 pub mod lora;
 pub mod optim;
+pub mod trainer;

@@ -39,6 +39,25 @@ impl Default for AdamWConfig {
     }
 }
 
+/// Gradients accumulated by variable name.
+#[derive(Debug, Default)]
+pub struct Grads(pub HashMap<String, Tensor>);
+
+impl Grads {
+    /// Global L2 norm.
+    pub fn norm(&self) -> Result<f64> {
+        let mut sq = 0.0f64;
+        for g in self.0.values() {
+            sq += g
+                .sqr()?
+                .sum_all()?
+                .to_dtype(candle_core::DType::F64)?
+                .to_scalar::<f64>()?;
+        }
+        Ok(sq.sqrt())
+    }
+}
+
 /// AdamW over named variables; its moments can be saved and restored.
 pub struct AdamW {
     config: AdamWConfig,
@@ -79,25 +98,32 @@ impl AdamW {
         }
     }
 
-    /// Global L2 norm of the gradients of the optimised variables.
-    pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
-        let mut sq = 0.0f64;
-        for (_, v, _, _) in &self.vars {
+    /// Adds the gradients of the optimised variables in `grads` to `acc` (gradient
+    /// accumulation over micro-batches).
+    pub fn accumulate(&self, acc: &mut Grads, grads: &GradStore) -> Result<()> {
+        for (n, v, _, _) in &self.vars {
             if let Some(g) = grads.get(v) {
-                sq += g
-                    .sqr()?
-                    .sum_all()?
-                    .to_dtype(candle_core::DType::F64)?
-                    .to_scalar::<f64>()?;
+                let sum = match acc.0.remove(n) {
+                    Some(old) => (old + g)?,
+                    None => g.clone(),
+                };
+                acc.0.insert(n.clone(), sum);
             }
         }
-        Ok(sq.sqrt())
+        Ok(())
     }
 
-    /// One update from summed gradients `grads` scaled by `scale` (e.g. 1/accumulation
-    /// steps); clips to `max_grad_norm`; returns the gradient norm before clipping.
+    /// One update from `grads` (a single backward's gradients).
     pub fn step(&mut self, grads: &GradStore, scale: f64) -> Result<f64> {
-        let norm = self.grad_norm(grads)? * scale;
+        let mut acc = Grads::default();
+        self.accumulate(&mut acc, grads)?;
+        self.step_accumulated(&acc, scale)
+    }
+
+    /// One update from accumulated gradients scaled by `scale` (e.g. 1/accumulation
+    /// steps); clips to `max_grad_norm`; returns the gradient norm before clipping.
+    pub fn step_accumulated(&mut self, grads: &Grads, scale: f64) -> Result<f64> {
+        let norm = grads.norm()? * scale;
         let clip = if self.config.max_grad_norm > 0.0 && norm > self.config.max_grad_norm {
             self.config.max_grad_norm / norm
         } else {
@@ -108,8 +134,8 @@ impl AdamW {
         let c = &self.config;
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
-        for (_, v, m, s) in &self.vars {
-            let Some(g) = grads.get(v) else { continue };
+        for (n, v, m, s) in &self.vars {
+            let Some(g) = grads.0.get(n) else { continue };
             let g = (g * (scale * clip))?;
             let nm = ((m.as_tensor() * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             let ns = ((s.as_tensor() * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
