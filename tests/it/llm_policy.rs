@@ -208,3 +208,90 @@ async fn react_mode_records_unparseable_output_and_falls_back() {
     assert_eq!(ep.steps[1].action, "click[back to search]");
     assert_eq!(ep.steps[1].thought.as_deref(), Some("open the first one"));
 }
+
+/// Prefers, as critic answer, the number of the candidate line that says `buy now`; says
+/// "yes" to judge prompts.
+struct CriticModel;
+
+#[async_trait::async_trait]
+impl LanguageModel for CriticModel {
+    fn describe(&self) -> String {
+        "critic-test-model".into()
+    }
+    fn apply_chat(&self, m: &[ChatMessage], _gen: bool) -> Result<String, LmError> {
+        Ok(m.iter()
+            .map(|m| m.content.clone())
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+    async fn generate(&self, _p: &str, _g: &GenParams) -> Result<Generation, LmError> {
+        Err(LmError::Backend("not used".into()))
+    }
+    async fn score(&self, prompt: &str, conts: &[String]) -> Result<Vec<Scored>, LmError> {
+        let best = prompt
+            .lines()
+            .skip_while(|l| *l != "Candidates:")
+            .skip(1)
+            .position(|l| l.contains("buy now"))
+            .map(|i| (i + 1).to_string());
+        Ok(conts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let lp = if Some(c) == best.as_ref() || c == "yes" {
+                    -0.1
+                } else {
+                    -3.0 - i as f32
+                };
+                Scored {
+                    logprob: lp,
+                    token_logprobs: vec![lp],
+                    n_tokens: 1,
+                }
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn critic_ranks_by_iterative_pick_best_and_judges() {
+    use agentq::env::Env as _;
+    use agentq::policy::critic::{CriticScheme, LlmCritic};
+    use agentq::policy::Context;
+    let mut e = env();
+    let task = TaskRef {
+        split: None,
+        index: 3,
+    };
+    let obs = e.reset(task, 0).await.unwrap();
+    let available = e.available_actions();
+    let ctx = Context {
+        task,
+        goal: 3,
+        seed: 0,
+        instruction: &obs.instruction,
+        history: &[],
+        observation: &obs,
+        mode: ObsMode::Text,
+        available: &available,
+        k: 3,
+    };
+    let cands: Vec<String> = [
+        "click[next >]",
+        "click[b0x]",
+        "click[buy now]",
+        "click[< prev]",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for scheme in [CriticScheme::Iterative, CriticScheme::Logprob] {
+        let critic = LlmCritic::new(Arc::new(CriticModel), scheme);
+        let order = critic.rank(&ctx, &cands).await.unwrap();
+        assert_eq!(order[0], 2, "{scheme:?}: {order:?}");
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![0, 1, 2, 3], "a permutation");
+        assert!(critic.judge(&ctx).await.unwrap() > 0.9);
+    }
+}
