@@ -49,8 +49,9 @@ pub struct EnvArgs {
     /// default agentq spawns chromedriver and headless Chromium itself.
     #[arg(long)]
     pub webdriver: Option<String>,
-    /// Env spec (TOML); its data, step limit and observation mode are the defaults.
-    #[arg(long, default_value = "envs/webshop-v0.toml")]
+    /// Env spec: a TOML file or a name (`webshop` = `envs/webshop-v0.toml`); its data, step
+    /// limit and observation mode are the defaults.
+    #[arg(long, default_value = "webshop")]
     pub env: PathBuf,
     /// Observation mode shown: text, text_rich, html or url.
     #[arg(long)]
@@ -81,20 +82,46 @@ pub struct EnvFactory {
     _server: Option<tokio::runtime::Runtime>,
 }
 
-/// The spec file: the given path, else the copy in the source tree.
-fn find_spec(path: &Path) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path.to_path_buf());
+/// The spec file named by `--env`: a path, or a name (`webshop`, `webshop-v0`) looked up in
+/// `envs/` here and in the source tree.
+fn find_spec(given: &Path) -> Result<PathBuf> {
+    if given.exists() {
+        return Ok(given.to_path_buf());
     }
-    let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    in_tree.exists().then_some(in_tree)
+    let s = given.to_string_lossy();
+    let mut tried = Vec::new();
+    if !s.contains('/') && !s.ends_with(".toml") {
+        for root in [
+            PathBuf::from("."),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        ] {
+            for name in [format!("{s}.toml"), format!("{s}-v0.toml")] {
+                let p = root.join("envs").join(name);
+                if p.exists() {
+                    return Ok(p);
+                }
+                tried.push(p);
+            }
+        }
+    } else {
+        let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join(given);
+        if in_tree.exists() {
+            return Ok(in_tree);
+        }
+        tried.push(in_tree);
+    }
+    bail!(
+        "no env spec {} (give a spec file or a name such as webshop; looked at {:?})",
+        given.display(),
+        tried
+    )
 }
 
 impl EnvFactory {
     /// Loads the spec and data named by the flags (`obs`/`max_steps` override the spec;
     /// `keep` forces a mode and step limit, e.g. a recorded episode's).
     pub fn new(a: &EnvArgs, keep: Option<(ObsMode, usize)>) -> Result<EnvFactory> {
-        let spec_path = find_spec(&a.env);
+        let spec_path = Some(find_spec(&a.env)?);
         let spec = match &spec_path {
             Some(p) => Some(EnvSpec::load(p).with_context(|| format!("loading {}", p.display()))?),
             None => None,
