@@ -604,12 +604,60 @@ fn load_trees(dir: &Path) -> Result<Vec<(String, report::TreeNode)>> {
     Ok(out)
 }
 
+/// Training logs (`log.jsonl`) anywhere under the run directory (two levels deep), plotted
+/// as line charts of TRL's metrics.
+fn load_training_series(dir: &Path) -> Result<Vec<report::Series>> {
+    let mut logs = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() && depth < 2 {
+                stack.push((p, depth + 1));
+            } else if p.file_name().is_some_and(|n| n == "log.jsonl") {
+                logs.push(p);
+            }
+        }
+    }
+    logs.sort();
+    let mut out = Vec::new();
+    for log in logs {
+        let entries = crate::train::log::read(&log)
+            .with_context(|| format!("reading training log {}", log.display()))?;
+        let rel = log
+            .parent()
+            .and_then(|p| p.strip_prefix(dir).ok())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        for metric in [
+            "loss",
+            "rewards/margins",
+            "rewards/accuracies",
+            "logps/chosen",
+            "logps/rejected",
+        ] {
+            let points = crate::train::log::series(&entries, metric);
+            if !points.is_empty() {
+                out.push(report::Series {
+                    title: format!("{rel} {metric}"),
+                    x_label: "step".into(),
+                    points,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Writes `report.html` for a run directory; returns its path.
 pub fn write_report(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     let run = trajectory::load(dir).with_context(|| format!("reading run {}", dir.display()))?;
     let extras = report::Extras {
         trees: load_trees(dir)?,
-        series: Vec::new(),
+        series: load_training_series(dir)?,
     };
     let html = report::render(&run, &extras);
     let path = out

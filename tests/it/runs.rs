@@ -203,9 +203,19 @@ fn report_is_written_and_self_contained() {
         r#"{"action":"","visits":4,"q":0.5,"children":[{"action":"search[x]","visits":3,"q":0.75,"children":[]}]}"#,
     )
     .unwrap();
+    std::fs::create_dir_all(out.join("train")).unwrap();
+    std::fs::write(
+        out.join("train/log.jsonl"),
+        "{\"step\":1,\"epoch\":0.5,\"loss\":0.69,\"rewards/margins\":0.0}\n{\"step\":2,\"epoch\":1.0,\"loss\":0.41,\"rewards/margins\":0.8}\n",
+    )
+    .unwrap();
     ok_stdout(&agentq(&root(), &["report", out.to_str().unwrap()]));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.starts_with("<!doctype html>"));
+    assert!(
+        html.contains("train rewards/margins"),
+        "training curves are plotted"
+    );
     assert!(html.contains("Search trees") && html.contains("search[x]"));
     assert!(html.contains("<svg"));
     for bad in ["https://", "<link ", "src='http", "src=\"http", "@import"] {
