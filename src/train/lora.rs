@@ -152,11 +152,15 @@ impl Lora {
     }
 }
 
-/// The projection kind of a tensor name: `blk.3.attn_q` → `q`, `blk.0.ffn_up` → `up`.
+/// The projection kind of a tensor name: `blk.3.attn_q` → `q`, `blk.0.ffn_up` → `up`
+/// (GGUF names), `model.layers.3.self_attn.q_proj` → `q`, `model.layers.0.mlp.up_proj` → `up`
+/// (Hugging Face names; a trailing `.weight` is ignored).
 pub fn kind(name: &str) -> &str {
+    let name = name.strip_suffix(".weight").unwrap_or(name);
     let last = name.rsplit('.').next().unwrap_or(name);
     last.strip_prefix("attn_")
         .or_else(|| last.strip_prefix("ffn_"))
+        .or_else(|| last.strip_suffix("_proj"))
         .unwrap_or(last)
 }
 
@@ -228,5 +232,7 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(kind("blk.2.ffn_down"), "down");
+        assert_eq!(kind("model.layers.3.self_attn.q_proj"), "q");
+        assert_eq!(kind("model.layers.0.mlp.gate_proj.weight"), "gate");
     }
 }
