@@ -4,6 +4,7 @@
 //! uses `anyhow` and builds a tokio runtime. Human summaries go to stderr, machine output
 //! (`--json`) to stdout.
 
+mod collect;
 mod data;
 mod envs;
 mod play;
@@ -52,6 +53,8 @@ pub enum Command {
     Replay(runs::ReplayArgs),
     /// Write a self-contained report.html for a run directory.
     Report(runs::ReportArgs),
+    /// Search tasks with MCTS: rollouts, trees and preference pairs into a run directory.
+    Collect(collect::CollectArgs),
 }
 
 /// `agentq fixtures …`
@@ -159,6 +162,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => runs::eval(a),
         Command::Replay(a) => runs::replay(a),
         Command::Report(a) => runs::report_cmd(a),
+        Command::Collect(a) => collect::collect(a),
     }
 }
 
