@@ -11,6 +11,8 @@ mod env;
 mod fixtures;
 // Run directories: eval, replay, resume, reports, stored example runs.
 mod runs;
+// Tree search: fake env with a known best path, the real store, collect/eval end to end.
+mod mcts;
 // Code invariants: module dependency rules, `//!` headers, printing only in cli.
 mod tidy;
 // Shared helpers: paths, running the binary.
