@@ -18,9 +18,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::critic::{q_hat, repair_ranking, Critic};
 use super::{episode_id, header, EpisodeMeta, Result};
 use crate::env::{self, Action, Env, Observation, Snapshot, StepInfo, TaskRef};
+use crate::policy::critic::{q_hat, repair_ranking, Critic};
 use crate::policy::{self, Candidate, Context, Policy, Proposal, Turn};
 use crate::store::rng::Rng;
 use crate::trajectory::report::TreeNode;
@@ -137,6 +137,8 @@ pub struct Reached {
     pub prompt: Option<String>,
     /// Whether `prompt` is the policy's own.
     pub prompt_from_policy: bool,
+    /// The policy's raw output here (LLM text), if any.
+    pub raw_output: Option<String>,
     /// Milliseconds spent proposing and ranking here.
     pub policy_ms: f64,
     /// Iteration that reached it (its rollout started here).
@@ -475,6 +477,7 @@ impl Search<'_> {
             terminal: None,
             prompt: None,
             prompt_from_policy: false,
+            raw_output: None,
             policy_ms: 0.0,
             iteration,
         };
@@ -505,6 +508,7 @@ impl Search<'_> {
             (0..cands.len()).collect()
         };
         reached.prompt_from_policy = proposal.prompt.is_some();
+        reached.raw_output = proposal.raw_output.clone();
         reached.prompt = Some(
             proposal
                 .prompt
@@ -609,7 +613,7 @@ impl Search<'_> {
                     available_actions: pr.available.clone(),
                     action: c.action.clone(),
                     thought: c.candidate.as_ref().and_then(|x| x.thought.clone()),
-                    raw_output: None,
+                    raw_output: pr.raw_output.clone(),
                     candidates: self.tree.candidate_records(w[0]),
                     reward: e.reward,
                     terminated: e.terminated,
@@ -669,6 +673,7 @@ impl Search<'_> {
             .expect("invariant: the leaf is reached");
         let (mut final_shown, mut final_url) = (lr.shown.clone(), lr.url.clone());
         let (leaf_terminal, leaf_depth, leaf_policy_ms) = (lr.terminal, leaf.depth, lr.policy_ms);
+        let leaf_raw = lr.raw_output.clone();
         let first = leaf
             .children
             .iter()
@@ -694,10 +699,10 @@ impl Search<'_> {
             let rseed = rollout_seed(self.cfg.seed, self.seed, it);
             let mut history = self.tree.history(node);
             let mut obs = obs0;
-            let mut next = Some((first, Vec::new(), leaf_policy_ms));
+            let mut next = Some((first, Vec::new(), leaf_policy_ms, leaf_raw));
             let mut depth = leaf_depth;
             let (mut reward, mut terminated) = (0.0, false);
-            while let Some(((action, thought), candidates, policy_ms)) = next.take() {
+            while let Some(((action, thought), candidates, policy_ms, raw_output)) = next.take() {
                 let available = self.env.available_actions();
                 let t = Instant::now();
                 let step = self.env.step(&action).await?;
@@ -717,7 +722,7 @@ impl Search<'_> {
                     available_actions: available,
                     action: action.clone(),
                     thought,
-                    raw_output: None,
+                    raw_output,
                     candidates,
                     reward: step.reward,
                     terminated: step.terminated,
@@ -761,7 +766,7 @@ impl Search<'_> {
                             } else {
                                 Vec::new()
                             };
-                            next = Some(((c.action, c.thought), recs, ms(t)));
+                            next = Some(((c.action, c.thought), recs, ms(t), p.raw_output.clone()));
                         }
                     }
                     Err(policy::Error::NoAction(_)) => {}
@@ -899,4 +904,78 @@ pub async fn search(
         restores: s.restores,
         wall_ms: ms(start),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(search: bool, clickables: &[&str]) -> Observation {
+        Observation {
+            text: String::new(),
+            text_rich: String::new(),
+            html: String::new(),
+            url: "http://x/".into(),
+            instruction: String::new(),
+            has_search_bar: search,
+            clickables: clickables.iter().map(|s| s.to_string()).collect(),
+            elements: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_valid_distinct_candidates_are_kept() {
+        let home = obs(true, &["search"]);
+        assert_eq!(
+            canonical_valid("search[Red Shoes]", &home).as_deref(),
+            Some("search[red shoes]")
+        );
+        assert_eq!(canonical_valid("search[...]", &home), None);
+        assert_eq!(canonical_valid("click[buy now]", &home), None);
+        assert_eq!(canonical_valid("nonsense", &home), None);
+        let item = obs(false, &["buy now", "< prev"]);
+        assert_eq!(canonical_valid("search[x]", &item), None);
+        assert_eq!(
+            canonical_valid("click[Buy Now]", &item).as_deref(),
+            Some("click[buy now]")
+        );
+        let p = Proposal {
+            candidates: [
+                "click[buy now]",
+                "click[BUY NOW]",
+                "click[nope]",
+                "click[< prev]",
+            ]
+            .iter()
+            .map(|a| Candidate::plain(*a))
+            .collect(),
+            ..Proposal::default()
+        };
+        let v: Vec<String> = valid_candidates(&p, &item, 5)
+            .into_iter()
+            .map(|c| c.action)
+            .collect();
+        assert_eq!(v, vec!["click[buy now]", "click[< prev]"]);
+        assert_eq!(valid_candidates(&p, &item, 1).len(), 1);
+    }
+
+    #[test]
+    fn q_mix_weights_search_value_and_critic() {
+        let n = Node {
+            parent: None,
+            action: String::new(),
+            candidate: None,
+            depth: 0,
+            critic_rank: Some(0),
+            policy_rank: Some(0),
+            q_hat: Some(1.0),
+            visits: 4,
+            value_sum: 1.0,
+            children: Vec::new(),
+            reached: None,
+        };
+        assert_eq!(n.q(), 0.25);
+        assert!((n.q_mix(0.5) - 0.625).abs() < 1e-12);
+        assert_eq!(n.q_mix(1.0), 0.25);
+    }
 }

@@ -7,6 +7,7 @@
 //! [`baselines`].
 
 pub mod baselines;
+pub mod critic;
 
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@
 //! only has to implement [`Critic`]. Here: [`ProposalOrder`] (no critic: the policy's order,
 //! and a page-kind heuristic as self-evaluation) and [`FnCritic`] (closures, for tests).
 
-use crate::policy::{self, Candidate, Context, PageKind};
+use super::{Candidate, Context, PageKind, Result};
 
 /// Ranks candidate actions and judges final pages. Stateless between calls (`&self`), so
 /// one critic serves concurrent trees; a critic must give the same answer for the same input
@@ -20,13 +20,12 @@ pub trait Critic: Send + Sync {
     /// first. (Agent Q: ask for the best remaining candidate, remove it, repeat.) The search
     /// repairs a malformed answer (drops repeats and out-of-range indices, appends the missing
     /// candidates in the policy's order) and logs a warning.
-    async fn rank(&self, ctx: &Context<'_>, candidates: &[Candidate])
-        -> policy::Result<Vec<usize>>;
+    async fn rank(&self, ctx: &Context<'_>, candidates: &[Candidate]) -> Result<Vec<usize>>;
 
     /// Self-evaluation of the page in `ctx` as the end of an episode: the probability in
     /// [0, 1] that the task was accomplished. Used as the terminal value with
     /// `--value critic` (no environment reward during search).
-    async fn judge(&self, ctx: &Context<'_>) -> policy::Result<f64>;
+    async fn judge(&self, ctx: &Context<'_>) -> Result<f64>;
 }
 
 /// No critic: keeps the policy's order, and judges a final page 1.0 if it is the
@@ -41,15 +40,11 @@ impl Critic for ProposalOrder {
         "order".into()
     }
 
-    async fn rank(
-        &self,
-        _ctx: &Context<'_>,
-        candidates: &[Candidate],
-    ) -> policy::Result<Vec<usize>> {
+    async fn rank(&self, _ctx: &Context<'_>, candidates: &[Candidate]) -> Result<Vec<usize>> {
         Ok((0..candidates.len()).collect())
     }
 
-    async fn judge(&self, ctx: &Context<'_>) -> policy::Result<f64> {
+    async fn judge(&self, ctx: &Context<'_>) -> Result<f64> {
         Ok(if ctx.page() == PageKind::Done {
             1.0
         } else {
@@ -125,15 +120,11 @@ impl Critic for FnCritic {
         self.name.clone()
     }
 
-    async fn rank(
-        &self,
-        ctx: &Context<'_>,
-        candidates: &[Candidate],
-    ) -> policy::Result<Vec<usize>> {
+    async fn rank(&self, ctx: &Context<'_>, candidates: &[Candidate]) -> Result<Vec<usize>> {
         Ok((self.rank)(ctx, candidates))
     }
 
-    async fn judge(&self, ctx: &Context<'_>) -> policy::Result<f64> {
+    async fn judge(&self, ctx: &Context<'_>) -> Result<f64> {
         Ok((self.judge)(ctx))
     }
 }
