@@ -334,6 +334,9 @@ fn open_append(path: &Path) -> Result<Mutex<File>> {
 /// Finished tasks' figures and failed tasks (task, error).
 type Results = (Vec<TaskSearch>, Vec<(String, String)>);
 
+/// Renders a candidate as the completion text of a pair.
+type Completion = dyn Fn(&crate::policy::Candidate) -> String + Send + Sync;
+
 /// Everything a search run needs.
 struct Job {
     command: &'static str,
@@ -342,6 +345,8 @@ struct Job {
     critic: Arc<dyn Critic>,
     cfg: MctsConfig,
     pair_opts: PairOptions,
+    /// A candidate's completion text in pairs (an LLM proposer renders its thought too).
+    completion: Arc<Completion>,
     tasks: Vec<TaskRef>,
     seed: u64,
     parallel: usize,
@@ -365,6 +370,7 @@ fn run_job(job: Job) -> Result<Done> {
         critic,
         cfg,
         pair_opts,
+        completion,
         tasks,
         seed,
         parallel,
@@ -471,6 +477,7 @@ fn run_job(job: Job) -> Result<Done> {
             cfg.clone(),
             run.clone(),
         );
+        let completion = completion.clone();
         let (pairs_file, pairs_path, rollouts_file, rollouts_path, out) = (
             pairs_file.clone(),
             pairs_path.clone(),
@@ -494,8 +501,7 @@ fn run_job(job: Job) -> Result<Done> {
                         &cfg,
                     )
                     .await?;
-                    let mut ps =
-                        pairs::step_pairs(&res.tree, &pair_opts, &pairs::action_completion);
+                    let mut ps = pairs::step_pairs(&res.tree, &pair_opts, completion.as_ref());
                     if pair_opts.trajectory {
                         ps.extend(pairs::trajectory_pairs(
                             &res.tree,
@@ -646,6 +652,7 @@ pub fn collect(a: CollectArgs) -> Result<()> {
             theta: cfg.theta,
             trajectory: a.mcts.trajectory_pairs,
         },
+        completion: Arc::new(pairs::action_completion),
         factory,
         policy,
         cfg: cfg.clone(),
@@ -727,6 +734,7 @@ pub fn eval_mcts(a: EvalArgs) -> Result<()> {
             theta: cfg.theta,
             trajectory: a.mcts.trajectory_pairs,
         },
+        completion: Arc::new(pairs::action_completion),
         factory,
         policy,
         cfg,
