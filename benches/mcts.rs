@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use agentq::agent::critic::ProposalOrder;
 use agentq::agent::mcts::{self, MctsConfig};
 use agentq::agent::EpisodeMeta;
 use agentq::env::drivers::in_process;
 use agentq::env::{self, Env, EnvConfig, ObsMode, Observation, Snapshot, Step, StepInfo, TaskRef};
-use agentq::policy::critic::ProposalOrder;
 use agentq::policy::{self, Candidate, Context, PageKind, Policy, Proposal};
 use agentq::store::http::{router, AppState};
 use agentq::store::pages::Store;

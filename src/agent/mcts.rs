@@ -18,9 +18,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::critic::{q_hat, repair_ranking, Critic};
 use super::{episode_id, header, EpisodeMeta, Result};
 use crate::env::{self, Action, Env, Observation, Snapshot, StepInfo, TaskRef};
-use crate::policy::critic::{q_hat, repair_ranking, Critic};
 use crate::policy::{self, Candidate, Context, Policy, Proposal, Turn};
 use crate::store::rng::Rng;
 use crate::trajectory::report::TreeNode;

@@ -4,9 +4,10 @@
 //! Invariant: `agent` sees only the [`Env`] and [`Policy`] traits; it returns
 //! [`trajectory::Episode`] values and leaves storing them to a recorder.
 //!
-//! Tree search lives in [`mcts`] (ranking by a [`crate::policy::critic::Critic`]) and
-//! preference pairs in [`pairs`].
+//! Tree search lives in [`mcts`] (with the [`critic`] interface) and preference pairs in
+//! [`pairs`].
 
+pub mod critic;
 pub mod mcts;
 pub mod pairs;
 

@@ -22,11 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use super::envs::{EnvArgs, EnvFactory};
 use super::runs::{EvalArgs, TaskArgs};
+use crate::agent::critic::{Critic, ProposalOrder};
 use crate::agent::mcts::{self, MctsConfig, TerminalReward, ValueMode};
 use crate::agent::pairs::{self, PairOptions};
 use crate::agent::EpisodeMeta;
 use crate::env::TaskRef;
-use crate::policy::critic::{Critic, ProposalOrder};
 use crate::policy::{Oracle, Policy, RandomPolicy, Rule};
 use crate::store::Split;
 use crate::trajectory::{self, Episode, Recorder, RunConfig, RunDir, RunSummary};

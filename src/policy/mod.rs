@@ -7,7 +7,6 @@
 //! [`baselines`].
 
 pub mod baselines;
-pub mod critic;
 
 use serde::{Deserialize, Serialize};
 

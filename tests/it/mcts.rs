@@ -7,12 +7,12 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use agentq::agent::critic::{FnCritic, ProposalOrder};
 use agentq::agent::mcts::{self, MctsConfig, SearchResult, TerminalReward, ValueMode};
 use agentq::agent::pairs::{self, PairOptions};
 use agentq::agent::{self, EpisodeMeta};
 use agentq::env::drivers::in_process;
 use agentq::env::{self, Env, EnvConfig, ObsMode, Observation, Snapshot, Step, StepInfo, TaskRef};
-use agentq::policy::critic::{FnCritic, ProposalOrder};
 use agentq::policy::{self, Candidate, Context, Oracle, Policy, Proposal, RandomPolicy};
 use agentq::store::http::{router, AppState};
 use agentq::store::pages::Store;
@@ -204,7 +204,7 @@ fn cfg(iterations: usize) -> MctsConfig {
 
 async fn fake_search(
     c: &MctsConfig,
-    critic: &dyn agentq::policy::critic::Critic,
+    critic: &dyn agentq::agent::critic::Critic,
 ) -> (SearchResult, usize) {
     let resets = Arc::new(AtomicUsize::new(0));
     let mut env = Fake {

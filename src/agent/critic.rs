@@ -6,7 +6,7 @@
 //! only has to implement [`Critic`]. Here: [`ProposalOrder`] (no critic: the policy's order,
 //! and a page-kind heuristic as self-evaluation) and [`FnCritic`] (closures, for tests).
 
-use super::{Candidate, Context, PageKind, Result};
+use crate::policy::{Candidate, Context, PageKind, Result};
 
 /// Ranks candidate actions and judges final pages. Stateless between calls (`&self`), so
 /// one critic serves concurrent trees; a critic must give the same answer for the same input
