@@ -170,6 +170,9 @@ pub struct Node {
     pub children: Vec<usize>,
     /// State once reached.
     pub reached: Option<Box<Reached>>,
+    /// The state after a rollout took this action (before the node was reached): reaching
+    /// the node later restores it instead of stepping again.
+    pub stepped: Option<Box<(Snapshot, Edge)>>,
 }
 
 impl Node {
@@ -531,6 +534,7 @@ impl Search<'_> {
                 value_sum: 0.0,
                 children: Vec::new(),
                 reached: None,
+                stepped: None,
             });
             self.tree.nodes[n].children.push(idx);
         }
@@ -639,6 +643,17 @@ impl Search<'_> {
         while !self.tree.nodes[node].is_terminal() && !self.tree.nodes[node].children.is_empty() {
             let c = self.select_child(node);
             path.push(c);
+            if let Some(pre) = self.tree.nodes[c].stepped.take() {
+                // A rollout already took this step: restore its state.
+                let (snap, edge) = *pre;
+                let obs = self.env.restore(&snap).await?;
+                self.restores += 1;
+                self.env_at = Some(c);
+                self.reach(c, &obs, Some(edge), it).await?;
+                fresh = Some(obs);
+                node = c;
+                break;
+            }
             if self.tree.nodes[c].reached.is_none() {
                 self.goto(node).await?;
                 let t = Instant::now();
@@ -674,18 +689,18 @@ impl Search<'_> {
         let (mut final_shown, mut final_url) = (lr.shown.clone(), lr.url.clone());
         let (leaf_terminal, leaf_depth, leaf_policy_ms) = (lr.terminal, leaf.depth, lr.policy_ms);
         let leaf_raw = lr.raw_output.clone();
-        let first = leaf
+        let mut first_child = leaf
             .children
             .iter()
             .copied()
-            .find(|&c| self.tree.nodes[c].policy_rank == Some(0))
-            .map(|c| {
-                let ch = &self.tree.nodes[c];
-                (
-                    ch.action.clone(),
-                    ch.candidate.as_ref().and_then(|x| x.thought.clone()),
-                )
-            });
+            .find(|&c| self.tree.nodes[c].policy_rank == Some(0));
+        let first = first_child.map(|c| {
+            let ch = &self.tree.nodes[c];
+            (
+                ch.action.clone(),
+                ch.candidate.as_ref().and_then(|x| x.thought.clone()),
+            )
+        });
         let value = if let Some(v) = leaf_terminal {
             v
         } else {
@@ -709,6 +724,22 @@ impl Search<'_> {
                 let env_ms = ms(t);
                 self.env_steps += 1;
                 self.env_at = None;
+                if let Some(ci) = first_child.take() {
+                    let ch = &self.tree.nodes[ci];
+                    if ch.reached.is_none() && ch.stepped.is_none() {
+                        let snap = self.env.snapshot()?;
+                        self.tree.nodes[ci].stepped = Some(Box::new((
+                            snap,
+                            Edge {
+                                reward: step.reward,
+                                terminated: step.terminated,
+                                truncated: step.truncated,
+                                info: step.info.clone(),
+                                env_ms,
+                            },
+                        )));
+                    }
+                }
                 self.purchases += usize::from(step.terminated);
                 depth += 1;
                 let shown = obs.render(self.meta.obs_mode).to_string();
@@ -852,6 +883,7 @@ pub async fn search(
             value_sum: 0.0,
             children: Vec::new(),
             reached: None,
+            stepped: None,
         }],
     };
     let mut s = Search {
@@ -973,6 +1005,7 @@ mod tests {
             value_sum: 1.0,
             children: Vec::new(),
             reached: None,
+            stepped: None,
         };
         assert_eq!(n.q(), 0.25);
         assert!((n.q_mix(0.5) - 0.625).abs() < 1e-12);
