@@ -501,6 +501,18 @@ fn collect_writes_trees_episodes_pairs_and_resumes_without_duplicates() {
         assert_eq!(tree.visits, 4);
         assert!(v["search"]["expansions"].as_u64().unwrap() >= 4);
     }
+    // The value mode is labelled: with env rewards, the search has a verifier.
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert!(
+        run["settings"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("search with a verifier"),
+        "{run}"
+    );
+    assert!(s["value"].as_str().unwrap().contains("verifier"));
+    assert_eq!(run["settings"]["mcts"]["iterations"], 4);
     let (eps, _) = trajectory::read_episodes(&out.join(EPISODES_FILE)).unwrap();
     assert_eq!(
         eps.len(),
