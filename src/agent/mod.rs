@@ -3,6 +3,13 @@
 //!
 //! Invariant: `agent` sees only the [`Env`] and [`Policy`] traits; it returns
 //! [`trajectory::Episode`] values and leaves storing them to a recorder.
+//!
+//! Tree search lives in [`mcts`] (with the [`critic`] interface) and preference pairs in
+//! [`pairs`].
+
+pub mod critic;
+pub mod mcts;
+pub mod pairs;
 
 pub mod demos;
 

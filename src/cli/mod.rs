@@ -4,6 +4,7 @@
 //! uses `anyhow` and builds a tokio runtime. Human summaries go to stderr, machine output
 //! (`--json`) to stdout.
 
+mod collect;
 mod data;
 mod demos;
 mod envs;
@@ -48,6 +49,8 @@ pub enum Command {
     Play(play::EpisodeArgs),
     /// Run an agent over tasks into a run directory and print score and success rate.
     Eval(runs::EvalArgs),
+    /// Search tasks with MCTS: rollouts, trees and preference pairs into a run directory.
+    Collect(collect::CollectArgs),
     /// Re-execute recorded episodes and check every observation and reward (exit code 1 on
     /// divergence), or page through them with --show.
     Replay(runs::ReplayArgs),
@@ -164,6 +167,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(a) => play::run(a),
         Command::Play(a) => play::play(a),
         Command::Eval(a) => runs::eval(a),
+        Command::Collect(a) => collect::collect(a),
         Command::Replay(a) => runs::replay(a),
         Command::Report(a) => runs::report_cmd(a),
         Command::Demos(a) => demos::demos_cmd(a),

@@ -26,6 +26,8 @@ pub enum AgentKind {
     Oracle,
     /// Uniformly random valid actions (seeded).
     Random,
+    /// MCTS at test time (`--proposer`, `--iterations`, `--value` …; `--k` below 2 means 3).
+    Mcts,
 }
 
 /// Which tasks of a split to run.
@@ -126,6 +128,8 @@ pub struct EvalArgs {
     pub report: bool,
     #[command(flatten)]
     pub env: EnvArgs,
+    #[command(flatten)]
+    pub mcts: super::collect::MctsArgs,
 }
 
 fn agent_name(k: AgentKind) -> &'static str {
@@ -133,6 +137,7 @@ fn agent_name(k: AgentKind) -> &'static str {
         AgentKind::Rule => "rule",
         AgentKind::Oracle => "oracle",
         AgentKind::Random => "random",
+        AgentKind::Mcts => "mcts",
     }
 }
 
@@ -141,6 +146,7 @@ fn make_policy(a: &EvalArgs, f: &EnvFactory) -> Arc<dyn Policy> {
         AgentKind::Rule => Arc::new(Rule),
         AgentKind::Oracle => Arc::new(Oracle::new(Arc::clone(&f.catalog))),
         AgentKind::Random => Arc::new(RandomPolicy::new(a.policy_seed)),
+        AgentKind::Mcts => unreachable!("eval dispatches --agent mcts to collect::eval_mcts"),
     }
 }
 
@@ -318,6 +324,9 @@ pub fn print_summary(s: &RunSummary, json: bool, label: &str) -> Result<()> {
 
 /// `agentq eval`.
 pub fn eval(a: EvalArgs) -> Result<()> {
+    if a.agent == AgentKind::Mcts {
+        return super::collect::eval_mcts(a);
+    }
     let started = Instant::now();
     let factory = EnvFactory::new(&a.env, None)?;
     let n = factory.catalog.split(a.tasks.split).len();

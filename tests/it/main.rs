@@ -13,6 +13,8 @@ mod fixtures;
 mod llm_policy;
 // Run directories: eval, replay, resume, reports, stored example runs.
 mod runs;
+// Tree search: fake env with a known best path, the real store, collect/eval end to end.
+mod mcts;
 // Code invariants: module dependency rules, `//!` headers, printing only in cli.
 mod tidy;
 // Shared helpers: paths, running the binary.
