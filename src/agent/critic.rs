@@ -161,6 +161,27 @@ pub fn q_hat(rank: usize, n: usize) -> f64 {
     }
 }
 
+/// The LLM critic (the frozen model with the critique prompt) as a tree-search critic.
+#[async_trait::async_trait]
+impl Critic for crate::policy::critic::LlmCritic {
+    fn describe(&self) -> String {
+        crate::policy::critic::LlmCritic::describe(self)
+    }
+
+    async fn rank(
+        &self,
+        ctx: &Context<'_>,
+        candidates: &[Candidate],
+    ) -> crate::policy::Result<Vec<usize>> {
+        let actions: Vec<String> = candidates.iter().map(|c| c.action.clone()).collect();
+        crate::policy::critic::LlmCritic::rank(self, ctx, &actions).await
+    }
+
+    async fn judge(&self, ctx: &Context<'_>) -> crate::policy::Result<f64> {
+        crate::policy::critic::LlmCritic::judge(self, ctx).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,6 +139,8 @@ pub struct Reached {
     pub prompt_from_policy: bool,
     /// The policy's raw output here (LLM text), if any.
     pub raw_output: Option<String>,
+    /// Why that output could not be parsed (the policy fell back), if so.
+    pub parse_error: Option<String>,
     /// Milliseconds spent proposing and ranking here.
     pub policy_ms: f64,
     /// Iteration that reached it (its rollout started here).
@@ -481,6 +483,7 @@ impl Search<'_> {
             prompt: None,
             prompt_from_policy: false,
             raw_output: None,
+            parse_error: None,
             policy_ms: 0.0,
             iteration,
         };
@@ -512,6 +515,7 @@ impl Search<'_> {
         };
         reached.prompt_from_policy = proposal.prompt.is_some();
         reached.raw_output = proposal.raw_output.clone();
+        reached.parse_error = proposal.parse_error.clone();
         reached.prompt = Some(
             proposal
                 .prompt
@@ -618,6 +622,7 @@ impl Search<'_> {
                     action: c.action.clone(),
                     thought: c.candidate.as_ref().and_then(|x| x.thought.clone()),
                     raw_output: pr.raw_output.clone(),
+                    parse_error: pr.parse_error.clone(),
                     candidates: self.tree.candidate_records(w[0]),
                     reward: e.reward,
                     terminated: e.terminated,
@@ -688,7 +693,7 @@ impl Search<'_> {
             .expect("invariant: the leaf is reached");
         let (mut final_shown, mut final_url) = (lr.shown.clone(), lr.url.clone());
         let (leaf_terminal, leaf_depth, leaf_policy_ms) = (lr.terminal, leaf.depth, lr.policy_ms);
-        let leaf_raw = lr.raw_output.clone();
+        let leaf_raw = (lr.raw_output.clone(), lr.parse_error.clone());
         let mut first_child = leaf
             .children
             .iter()
@@ -717,7 +722,9 @@ impl Search<'_> {
             let mut next = Some((first, Vec::new(), leaf_policy_ms, leaf_raw));
             let mut depth = leaf_depth;
             let (mut reward, mut terminated) = (0.0, false);
-            while let Some(((action, thought), candidates, policy_ms, raw_output)) = next.take() {
+            while let Some(((action, thought), candidates, policy_ms, (raw_output, parse_error))) =
+                next.take()
+            {
                 let available = self.env.available_actions();
                 let t = Instant::now();
                 let step = self.env.step(&action).await?;
@@ -754,6 +761,7 @@ impl Search<'_> {
                     action: action.clone(),
                     thought,
                     raw_output,
+                    parse_error,
                     candidates,
                     reward: step.reward,
                     terminated: step.terminated,
@@ -797,7 +805,12 @@ impl Search<'_> {
                             } else {
                                 Vec::new()
                             };
-                            next = Some(((c.action, c.thought), recs, ms(t), p.raw_output.clone()));
+                            next = Some((
+                                (c.action, c.thought),
+                                recs,
+                                ms(t),
+                                (p.raw_output.clone(), p.parse_error.clone()),
+                            ));
                         }
                     }
                     Err(policy::Error::NoAction(_)) => {}
@@ -840,6 +853,7 @@ impl Search<'_> {
                 terminated,
                 truncated,
                 invalid_actions: invalid,
+                parse_errors: steps.iter().filter(|s| s.parse_error.is_some()).count(),
                 final_observation: final_shown,
                 final_url,
                 final_screenshot: None,
