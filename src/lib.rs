@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod env;
+pub mod lm;
 pub mod store;

@@ -5,6 +5,7 @@
 //! (`--json`) to stdout.
 
 mod data;
+mod lm;
 mod play;
 
 use std::io::Write as _;
@@ -43,6 +44,15 @@ pub enum Command {
     Run(play::RunArgs),
     /// Play an episode interactively in the terminal.
     Play(play::EpisodeArgs),
+    /// Obtain or inspect model files.
+    #[command(subcommand)]
+    Model(lm::ModelCommand),
+    /// Language-model commands (serve a local model over an OpenAI-compatible API).
+    #[command(subcommand)]
+    Lm(lm::LmCommand),
+    /// Speed measurements.
+    #[command(subcommand)]
+    Bench(lm::BenchCommand),
 }
 
 /// `agentq fixtures …`
@@ -144,6 +154,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => play::serve(a),
         Command::Run(a) => play::run(a),
         Command::Play(a) => play::play(a),
+        Command::Model(c) => lm::model(c),
+        Command::Lm(c) => lm::lm(c),
+        Command::Bench(c) => lm::bench(c),
     }
 }
 

@@ -9,6 +9,8 @@ mod cli_run;
 mod env;
 // Committed fixtures, regeneration and the `fixtures`/`tasks` commands.
 mod fixtures;
+// Language models: tiny model, SmolLM2, OpenAI client and `agentq lm serve`.
+mod lm;
 // Code invariants: module dependency rules, `//!` headers, printing only in cli.
 mod tidy;
 // Shared helpers: paths, running the binary.
