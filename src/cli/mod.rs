@@ -8,6 +8,7 @@ mod collect;
 mod data;
 mod demos;
 mod envs;
+mod lm;
 mod play;
 mod runs;
 
@@ -62,6 +63,15 @@ pub enum Command {
     /// Show the prompts the LLM policy and critic see.
     #[command(subcommand)]
     Prompt(demos::PromptCommand),
+    /// Obtain or inspect model files.
+    #[command(subcommand)]
+    Model(lm::ModelCommand),
+    /// Language-model commands (serve a local model over an OpenAI-compatible API).
+    #[command(subcommand)]
+    Lm(lm::LmCommand),
+    /// Speed measurements.
+    #[command(subcommand)]
+    Bench(lm::BenchCommand),
 }
 
 /// `agentq fixtures …`
@@ -172,6 +182,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(a) => runs::report_cmd(a),
         Command::Demos(a) => demos::demos_cmd(a),
         Command::Prompt(demos::PromptCommand::Show(a)) => demos::prompt_show(a),
+        Command::Model(c) => lm::model(c),
+        Command::Lm(c) => lm::lm(c),
+        Command::Bench(c) => lm::bench(c),
     }
 }
 

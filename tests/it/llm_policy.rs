@@ -225,7 +225,7 @@ impl LanguageModel for CriticModel {
             .join("\n"))
     }
     async fn generate(&self, _p: &str, _g: &GenParams) -> Result<Generation, LmError> {
-        Err(LmError::Backend("not used".into()))
+        Err(LmError::Invalid("not used".into()))
     }
     async fn score(&self, prompt: &str, conts: &[String]) -> Result<Vec<Scored>, LmError> {
         let best = prompt

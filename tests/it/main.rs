@@ -15,6 +15,8 @@ mod llm_policy;
 mod runs;
 // Tree search: fake env with a known best path, the real store, collect/eval end to end.
 mod mcts;
+// Language models: tiny model, SmolLM2, OpenAI client and `agentq lm serve`.
+mod lm;
 // Code invariants: module dependency rules, `//!` headers, printing only in cli.
 mod tidy;
 // Shared helpers: paths, running the binary.

