@@ -27,6 +27,7 @@ use crate::agent::mcts::{self, MctsConfig, TerminalReward, ValueMode};
 use crate::agent::pairs::{self, PairOptions};
 use crate::agent::EpisodeMeta;
 use crate::env::TaskRef;
+use crate::policy::prompt::PromptMode;
 use crate::policy::{Oracle, Policy, RandomPolicy, Rule};
 use crate::store::Split;
 use crate::trajectory::{self, Episode, Recorder, RunConfig, RunDir, RunSummary};
@@ -47,6 +48,8 @@ pub enum Proposer {
     Oracle,
     /// Random valid actions (seeded by --policy-seed).
     Random,
+    /// The LLM policy (`--model` / `--openai-url`, `--prompt-mode`).
+    Llm,
 }
 
 /// The critic that ranks proposals.
@@ -54,6 +57,8 @@ pub enum Proposer {
 pub enum CriticKind {
     /// No critic: the proposer's order; judges a page 1 if it confirms a purchase.
     Order,
+    /// The same frozen LLM with a critique prompt (`--critic-scheme`).
+    Llm,
 }
 
 /// Value mode flag.
@@ -110,6 +115,8 @@ pub struct MctsArgs {
     /// MCTS: seed of the rollout contexts.
     #[arg(long, default_value_t = 0)]
     pub search_seed: u64,
+    #[command(flatten)]
+    pub lm: super::lmargs::LmArgs,
 }
 
 impl MctsArgs {
@@ -133,17 +140,51 @@ impl MctsArgs {
         }
     }
 
-    fn proposer(&self, policy_seed: u64, f: &EnvFactory) -> Arc<dyn Policy> {
-        match self.proposer {
-            Proposer::Rule => Arc::new(Rule),
-            Proposer::Oracle => Arc::new(Oracle::new(Arc::clone(&f.catalog))),
-            Proposer::Random => Arc::new(RandomPolicy::new(policy_seed)),
+    /// The language model, loaded once if the proposer or the critic needs it.
+    pub fn model(&self) -> Result<Option<Arc<dyn crate::lm::LanguageModel>>> {
+        if self.proposer == Proposer::Llm || self.critic == CriticKind::Llm {
+            Ok(Some(self.lm.load()?))
+        } else {
+            Ok(None)
         }
     }
 
-    fn critic(&self) -> Arc<dyn Critic> {
-        match self.critic {
+    fn proposer(
+        &self,
+        policy_seed: u64,
+        f: &EnvFactory,
+        lm: Option<&Arc<dyn crate::lm::LanguageModel>>,
+    ) -> Result<Arc<dyn Policy>> {
+        Ok(match self.proposer {
+            Proposer::Rule => Arc::new(Rule),
+            Proposer::Oracle => Arc::new(Oracle::new(Arc::clone(&f.catalog))),
+            Proposer::Random => Arc::new(RandomPolicy::new(policy_seed)),
+            Proposer::Llm => Arc::new(crate::policy::llm::LlmPolicy::new(
+                Arc::clone(lm.context("the LLM proposer needs a model")?),
+                self.lm.llm_config(policy_seed),
+            )),
+        })
+    }
+
+    fn critic(&self, lm: Option<&Arc<dyn crate::lm::LanguageModel>>) -> Result<Arc<dyn Critic>> {
+        Ok(match self.critic {
             CriticKind::Order => Arc::new(ProposalOrder),
+            CriticKind::Llm => Arc::new(crate::policy::critic::LlmCritic::new(
+                Arc::clone(lm.context("the LLM critic needs a model")?),
+                self.lm.critic_scheme,
+            )),
+        })
+    }
+
+    /// The completion text of pairs: what the proposer's log-probs scored (react answers
+    /// carry their thought).
+    fn completion(&self) -> Arc<Completion> {
+        if self.proposer == Proposer::Llm && self.lm.prompt_mode == PromptMode::React {
+            Arc::new(|c: &crate::policy::Candidate| {
+                crate::policy::prompt::response(PromptMode::React, &c.action, c.thought.as_deref())
+            })
+        } else {
+            Arc::new(pairs::action_completion)
         }
     }
 }
@@ -628,7 +669,8 @@ pub fn collect(a: CollectArgs) -> Result<()> {
     }
     let n = factory.catalog.split(a.tasks.split).len();
     let tasks = a.tasks.resolve(n)?;
-    let policy = a.mcts.proposer(a.policy_seed, &factory);
+    let lm = a.mcts.model()?;
+    let policy = a.mcts.proposer(a.policy_seed, &factory, lm.as_ref())?;
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/collect-{}-{}",
@@ -646,13 +688,13 @@ pub fn collect(a: CollectArgs) -> Result<()> {
     );
     let done = run_job(Job {
         command: "collect",
-        critic: a.mcts.critic(),
+        critic: a.mcts.critic(lm.as_ref())?,
         pair_opts: PairOptions {
             alpha: cfg.alpha,
             theta: cfg.theta,
             trajectory: a.mcts.trajectory_pairs,
         },
-        completion: Arc::new(pairs::action_completion),
+        completion: a.mcts.completion(),
         factory,
         policy,
         cfg: cfg.clone(),
@@ -712,7 +754,8 @@ pub fn eval_mcts(a: EvalArgs) -> Result<()> {
     let factory = EnvFactory::new(&a.env, None)?;
     let n = factory.catalog.split(a.tasks.split).len();
     let tasks = a.tasks.resolve(n)?;
-    let policy = a.mcts.proposer(a.policy_seed, &factory);
+    let lm = a.mcts.model()?;
+    let policy = a.mcts.proposer(a.policy_seed, &factory, lm.as_ref())?;
     // `--k` defaults to 1 for the greedy agents; a search needs a choice.
     let k = if a.k <= 1 { 3 } else { a.k };
     let cfg = a.mcts.config(k);
@@ -728,13 +771,13 @@ pub fn eval_mcts(a: EvalArgs) -> Result<()> {
     settings.insert("policy_seed".into(), serde_json::json!(a.policy_seed));
     let done = run_job(Job {
         command: "eval",
-        critic: a.mcts.critic(),
+        critic: a.mcts.critic(lm.as_ref())?,
         pair_opts: PairOptions {
             alpha: cfg.alpha,
             theta: cfg.theta,
             trajectory: a.mcts.trajectory_pairs,
         },
-        completion: Arc::new(pairs::action_completion),
+        completion: a.mcts.completion(),
         factory,
         policy,
         cfg,

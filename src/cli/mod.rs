@@ -9,6 +9,7 @@ mod data;
 mod demos;
 mod envs;
 mod lm;
+mod lmargs;
 mod play;
 mod runs;
 

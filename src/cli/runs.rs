@@ -26,6 +26,8 @@ pub enum AgentKind {
     Oracle,
     /// Uniformly random valid actions (seeded).
     Random,
+    /// The LLM policy, greedy (`--model` / `--openai-url`, `--prompt-mode act|react`).
+    Llm,
     /// MCTS at test time (`--proposer`, `--iterations`, `--value` …; `--k` below 2 means 3).
     Mcts,
 }
@@ -138,16 +140,21 @@ fn agent_name(k: AgentKind) -> &'static str {
         AgentKind::Oracle => "oracle",
         AgentKind::Random => "random",
         AgentKind::Mcts => "mcts",
+        AgentKind::Llm => "llm",
     }
 }
 
-fn make_policy(a: &EvalArgs, f: &EnvFactory) -> Arc<dyn Policy> {
-    match a.agent {
+fn make_policy(a: &EvalArgs, f: &EnvFactory) -> Result<Arc<dyn Policy>> {
+    Ok(match a.agent {
         AgentKind::Rule => Arc::new(Rule),
         AgentKind::Oracle => Arc::new(Oracle::new(Arc::clone(&f.catalog))),
         AgentKind::Random => Arc::new(RandomPolicy::new(a.policy_seed)),
-        AgentKind::Mcts => unreachable!("eval dispatches --agent mcts to collect::eval_mcts"),
-    }
+        AgentKind::Llm => Arc::new(crate::policy::llm::LlmPolicy::new(
+            a.mcts.lm.load()?,
+            a.mcts.lm.llm_config(a.policy_seed),
+        )),
+        AgentKind::Mcts => bail!("--agent mcts runs through collect::eval_mcts"),
+    })
 }
 
 fn bar(len: u64) -> indicatif::ProgressBar {
@@ -331,7 +338,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let factory = EnvFactory::new(&a.env, None)?;
     let n = factory.catalog.split(a.tasks.split).len();
     let tasks = a.tasks.resolve(n)?;
-    let policy = make_policy(&a, &factory);
+    let policy = make_policy(&a, &factory)?;
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/eval-{}-{}",

@@ -96,6 +96,7 @@ impl LlmPolicy {
         ctx: &Context<'_>,
         prompt_text: &str,
         prefix: &str,
+        fallbacks: &mut Vec<String>,
     ) -> Result<Vec<Candidate>> {
         let mut out: Vec<Candidate> = Vec::new();
         let k = ctx.k.max(1);
@@ -116,7 +117,10 @@ impl LlmPolicy {
                 .await
                 .map_err(model_err)?;
             let q = g.text.trim().to_lowercase();
-            let q = if q.is_empty() {
+            let q = if placeholder_query(&q) {
+                // Small models copy placeholders; the instruction stands in, and the
+                // substitution is recorded as a parse error.
+                fallbacks.push(format!("unusable query {:?}", g.text));
                 super::baselines::instruction_query(ctx.instruction)
             } else {
                 q
@@ -125,10 +129,24 @@ impl LlmPolicy {
             if out.iter().all(|c| c.action != action) {
                 out.push(Candidate {
                     action,
-                    logprob: Some(g.logprobs.iter().map(|&x| x as f64).sum()),
+                    logprob: None,
                     thought: None,
                 });
             }
+        }
+        // The log-prob of the whole answer (`search[…]`, as pairs and the trainer see it),
+        // not only of the sampled query tokens: one scoring pass over the short prompt.
+        let conts: Vec<String> = out
+            .iter()
+            .map(|c| format!("{prefix}{}", c.action))
+            .collect();
+        let scores = self
+            .model
+            .score(prompt_text, &conts)
+            .await
+            .map_err(model_err)?;
+        for (c, s) in out.iter_mut().zip(scores) {
+            c.logprob = Some(s.logprob as f64);
         }
         Ok(out)
     }
@@ -163,21 +181,25 @@ impl LlmPolicy {
                 actions.len()
             )));
         }
-        let mut cands: Vec<Candidate> = actions
+        // Ranked by mean log-prob per token (a summed log-prob favours short labels such as
+        // `next >` over product ids); `logprob` keeps the sum, the answer's log-prob.
+        let mut ranked: Vec<(f64, Candidate)> = actions
             .into_iter()
             .zip(scores)
-            .map(|(a, s)| Candidate {
-                action: a,
-                logprob: Some(s.logprob as f64),
-                thought: None,
+            .map(|(a, s)| {
+                (
+                    s.logprob as f64 / s.n_tokens.max(1) as f64,
+                    Candidate {
+                        action: a,
+                        logprob: Some(s.logprob as f64),
+                        thought: None,
+                    },
+                )
             })
             .collect();
         // Stable: ties keep page order.
-        cands.sort_by(|a, b| {
-            b.logprob
-                .unwrap_or(f64::NEG_INFINITY)
-                .total_cmp(&a.logprob.unwrap_or(f64::NEG_INFINITY))
-        });
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut cands: Vec<Candidate> = ranked.into_iter().map(|(_, c)| c).collect();
         cands.truncate(ctx.k.max(1));
         Ok(cands)
     }
@@ -187,9 +209,10 @@ impl LlmPolicy {
         ctx: &Context<'_>,
         prompt_text: &str,
         prefix: &str,
+        fallbacks: &mut Vec<String>,
     ) -> Result<Vec<Candidate>> {
         if ctx.observation.has_search_bar && ctx.available.iter().any(|a| a == "search[...]") {
-            self.queries(ctx, prompt_text, prefix).await
+            self.queries(ctx, prompt_text, prefix, fallbacks).await
         } else {
             self.ranked_clicks(ctx, prompt_text, prefix).await
         }
@@ -217,9 +240,11 @@ impl LlmPolicy {
             match prompt::parse_react(&g.text) {
                 Ok((thought, action)) if valid_here(ctx, &action) => {
                     if cands.iter().all(|c| c.action != action) {
+                        // No log-prob: the sampled text is not exactly the formatted answer
+                        // that pairs and the trainer use, so the trainer recomputes it.
                         cands.push(Candidate {
                             action,
-                            logprob: Some(g.logprobs.iter().map(|&x| x as f64).sum()),
+                            logprob: None,
                             thought,
                         });
                     }
@@ -228,7 +253,6 @@ impl LlmPolicy {
                 Err(e) => errors.push(e),
             }
         }
-        let parse_error = (!errors.is_empty()).then(|| errors.join("; "));
         if cands.is_empty() {
             // Fall back to the act-mode choice with a thought-free answer.
             cands = self
@@ -236,9 +260,11 @@ impl LlmPolicy {
                     ctx,
                     prompt_text,
                     "Thought: I will take the next step.\nAction: ",
+                    &mut errors,
                 )
                 .await?;
         }
+        let parse_error = (!errors.is_empty()).then(|| errors.join("; "));
         Ok(Proposal {
             candidates: cands,
             prompt: Some(prompt_text.to_string()),
@@ -246,6 +272,26 @@ impl LlmPolicy {
             parse_error,
         })
     }
+}
+
+/// A generated query that is no query: empty, punctuation only, or a copied placeholder.
+fn placeholder_query(q: &str) -> bool {
+    let letters: String = q
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ')
+        .collect();
+    let t = letters.trim();
+    t.is_empty()
+        || [
+            "query",
+            "your query",
+            "search",
+            "words",
+            "keywords",
+            "the words to look for",
+            "words to look for",
+        ]
+        .contains(&t)
 }
 
 /// Whether `action` may be taken at `ctx` (a search where a search box is, or a listed
@@ -272,12 +318,16 @@ impl Policy for LlmPolicy {
     async fn propose(&self, ctx: &Context<'_>) -> Result<Proposal> {
         let prompt_text = self.prompt_text(ctx)?;
         match self.config.mode {
-            PromptMode::Act => Ok(Proposal {
-                candidates: self.act(ctx, &prompt_text, "").await?,
-                prompt: Some(prompt_text),
-                raw_output: None,
-                parse_error: None,
-            }),
+            PromptMode::Act => {
+                let mut fallbacks = Vec::new();
+                let candidates = self.act(ctx, &prompt_text, "", &mut fallbacks).await?;
+                Ok(Proposal {
+                    candidates,
+                    prompt: Some(prompt_text),
+                    raw_output: None,
+                    parse_error: (!fallbacks.is_empty()).then(|| fallbacks.join("; ")),
+                })
+            }
             PromptMode::React => self.react(ctx, &prompt_text).await,
         }
     }

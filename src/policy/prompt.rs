@@ -9,7 +9,7 @@ use super::{Context, PageKind};
 use crate::env::Action;
 
 /// Version of the prompt format; bump on any change to the text below.
-pub const PROMPT_VERSION: &str = "webshop-v1";
+pub const PROMPT_VERSION: &str = "webshop-v2";
 
 /// Characters of page text kept in a prompt (the page is cut at a separator beyond this).
 pub const MAX_PAGE_CHARS: usize = 1600;
@@ -65,9 +65,9 @@ impl Message {
     }
 }
 
-const SYSTEM_ACT: &str = "You are a shopping agent in a web store. Read the instruction, your previous actions and the current page, then reply with exactly one action: search[your query] on a page with a search box, or click[label] with a button, option or product id shown on the page. Buy the product that matches the instruction, with the requested options, by clicking buy now.";
+const SYSTEM_ACT: &str = "You are a shopping agent in a web store. Read the instruction, your previous actions and the current page, then reply with exactly one action. On the search page, write search followed by the words to look for in square brackets. On other pages, write click followed by one of the labels shown in square brackets: a product id to open it, an option to select it, buy now to buy, or a button. Buy the product that matches the instruction, with the requested options.";
 
-const SYSTEM_REACT: &str = "You are a shopping agent in a web store. Read the instruction, your previous actions and the current page. Reply with two lines: \"Thought: \" and one short sentence, then \"Action: \" and exactly one action: search[your query] on a page with a search box, or click[label] with a button, option or product id shown on the page. Buy the product that matches the instruction, with the requested options, by clicking buy now.";
+const SYSTEM_REACT: &str = "You are a shopping agent in a web store. Read the instruction, your previous actions and the current page. Reply with two lines: first Thought: and one short sentence, then Action: and exactly one action. On the search page the action is search followed by the words to look for in square brackets. On other pages it is click followed by one of the labels shown in square brackets: a product id to open it, an option to select it, buy now to buy, or a button. Buy the product that matches the instruction, with the requested options.";
 
 const SYSTEM_CRITIC: &str = "You are judging a shopping agent in a web store. Given the instruction, the agent's previous actions, the current page and some candidate next actions, reply with the number of the candidate most likely to lead to buying the product that matches the instruction with the requested options.";
 
@@ -92,15 +92,16 @@ pub fn page_text(observation: &str, instruction: &str) -> String {
     format!("{} [SEP] …", &cut[..end])
 }
 
-/// Valid actions as the prompt lists them (`search[...]` shown as `search[<query>]`;
-/// `click[search]`, a no-op, left out).
+/// Valid actions as the prompt lists them: the page's clicks (`click[search]`, a no-op, left
+/// out) and, on a page with a search box, `search[…]` (small models copy a placeholder such as
+/// `<query>` literally, so none is shown).
 pub fn action_list(available: &[String]) -> Vec<String> {
     available
         .iter()
         .filter(|a| a.as_str() != "click[search]")
         .map(|a| {
             if a == "search[...]" {
-                "search[<query>]".to_string()
+                "search[…]".to_string()
             } else {
                 a.clone()
             }
@@ -296,7 +297,7 @@ mod tests {
                 "click[search]".into(),
                 "click[a]".into()
             ]),
-            vec!["search[<query>]", "click[a]"]
+            vec!["search[…]", "click[a]"]
         );
     }
 }

@@ -105,7 +105,7 @@ async fn act_mode_ranks_valid_actions_and_writes_queries() {
         prompts: Mutex::default(),
     });
     let policy = LlmPolicy::new(model.clone(), LlmConfig::default());
-    assert!(policy.describe().starts_with("llm:act:webshop-v1:scripted"));
+    assert!(policy.describe().starts_with("llm:act:webshop-v2:scripted"));
     let mut e = env();
     let ep = run_episode(
         &mut e,
