@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Result, Tensor, Var, D};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
@@ -112,11 +113,22 @@ pub enum Ops {
 struct Proj {
     w: Tensor,
     b: Option<Tensor>,
+    /// Quantized copy of `w` used by the fast path (GGUF weights kept as stored).
+    q: Option<QMatMul>,
 }
 
 impl Proj {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::Linear::new(self.w.clone(), self.b.clone()).forward(x)
+    fn forward(&self, x: &Tensor, ops: Ops) -> Result<Tensor> {
+        match (&self.q, ops) {
+            (Some(q), Ops::Fast) => {
+                let y = q.forward(x)?;
+                match &self.b {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            }
+            _ => candle_nn::Linear::new(self.w.clone(), self.b.clone()).forward(x),
+        }
     }
 }
 
@@ -305,6 +317,7 @@ impl Llama {
             Ok(Proj {
                 w: get(&format!("{n}.weight"))?,
                 b: kept.get(&format!("{n}.bias")).cloned(),
+                q: None,
             })
         };
         let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
@@ -377,6 +390,30 @@ impl Llama {
         &self.weights
     }
 
+    /// Uses quantized matrices (by HF weight name) for the block projections in the fast
+    /// path; the f32 weights stay for the differentiable path. Returns how many were set.
+    pub fn set_quantized(&mut self, q: &HashMap<String, QMatMul>) -> usize {
+        let mut n = 0;
+        for (i, blk) in self.blocks.iter_mut().enumerate() {
+            let p = format!("model.layers.{i}");
+            for (name, proj) in [
+                ("self_attn.q_proj", &mut blk.q),
+                ("self_attn.k_proj", &mut blk.k),
+                ("self_attn.v_proj", &mut blk.v),
+                ("self_attn.o_proj", &mut blk.o),
+                ("mlp.gate_proj", &mut blk.gate),
+                ("mlp.up_proj", &mut blk.up),
+                ("mlp.down_proj", &mut blk.down),
+            ] {
+                if let Some(m) = q.get(&format!("{p}.{name}.weight")) {
+                    proj.q = Some(m.clone());
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// The trainable variables (when built with `trainable`).
     pub fn varmap(&self) -> Option<&VarMap> {
         self.varmap.as_ref()
@@ -437,9 +474,9 @@ impl Llama {
                 self.cfg.head_dim(),
             );
             let x = self.rms(&h, &blk.attn_norm, ops)?;
-            let q = blk.q.forward(&x)?;
-            let k = blk.k.forward(&x)?;
-            let v = blk.v.forward(&x)?;
+            let q = blk.q.forward(&x, ops)?;
+            let k = blk.k.forward(&x, ops)?;
+            let v = blk.v.forward(&x, ops)?;
             let q = q.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
             let k = k.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
             let v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
@@ -480,10 +517,10 @@ impl Llama {
                 .reshape((b, nh, t, hd))?
                 .transpose(1, 2)?
                 .reshape((b, t, nh * hd))?;
-            h = (h + blk.o.forward(&y)?)?;
+            h = (h + blk.o.forward(&y, ops)?)?;
             let x = self.rms(&h, &blk.ffn_norm, ops)?;
-            let m = (blk.gate.forward(&x)?.silu()? * blk.up.forward(&x)?)?;
-            h = (h + blk.down.forward(&m)?)?;
+            let m = (blk.gate.forward(&x, ops)?.silu()? * blk.up.forward(&x, ops)?)?;
+            h = (h + blk.down.forward(&m, ops)?)?;
         }
         cache.len = pos + t;
         self.rms(&h, &self.norm, ops)

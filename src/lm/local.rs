@@ -47,6 +47,9 @@ impl DeviceChoice {
 pub struct LoadOptions {
     /// Device (CPU by default).
     pub device: DeviceChoice,
+    /// Keep a GGUF's block projections quantized for generation and scoring (the f32 copy
+    /// stays for training). Fast only in builds with `-C target-cpu=…`; f32 is the default.
+    pub quantized: bool,
 }
 
 /// Continuations scored in one batch at most (bounds the logits' memory).
@@ -132,8 +135,8 @@ impl Engine {
     /// Loads a `.gguf` file or a Hugging Face directory.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self, LmError> {
         let device = opts.device.device();
-        let l = super::load::load(path, &device)?;
-        let model =
+        let l = super::load::load_with(path, &device, opts.quantized)?;
+        let mut model =
             Llama::new(l.config, l.weights, false, &device).map_err(|e| LmError::BadModel {
                 path: path.display().to_string(),
                 msg: e.to_string(),
@@ -142,8 +145,14 @@ impl Engine {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| path.display().to_string());
+        let n_q = model.set_quantized(&l.quantized);
         let dev = if device.is_cpu() { "cpu" } else { "cuda" };
-        let describe = format!("candle:{name} (f32, {dev})");
+        let kind = if n_q > 0 {
+            format!("{n_q} quantized matmuls + f32")
+        } else {
+            "f32".to_string()
+        };
+        let describe = format!("candle:{name} ({kind}, {dev})");
         Ok(Engine::new(model, l.tokenizer, l.chat, describe))
     }
 
@@ -404,6 +413,58 @@ enum Job {
     ),
 }
 
+type ScoreReply = tokio::sync::oneshot::Sender<Result<Vec<Scored>, LmError>>;
+/// Score requests for one prompt: (continuations, reply) in arrival order.
+type ScoreGroup = (String, Vec<(Vec<String>, ScoreReply)>);
+
+fn run_jobs(engine: &Engine, jobs: Vec<Job>) {
+    // score requests grouped by prompt, in arrival order of the first request of each prompt
+    let mut groups: Vec<ScoreGroup> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Generate(p, params, reply) => {
+                let _ = reply.send(engine.generate(&p, &params));
+            }
+            Job::Text(t, reply) => {
+                let _ = reply.send(engine.text_logprobs(&t));
+            }
+            Job::Score(p, c, reply) => match groups.iter_mut().find(|g| g.0 == p) {
+                Some(g) => g.1.push((c, reply)),
+                None => groups.push((p, vec![(c, reply)])),
+            },
+        }
+    }
+    for (prompt, reqs) in groups {
+        if reqs.len() == 1 {
+            for (c, reply) in reqs {
+                let _ = reply.send(engine.score(&prompt, &c));
+            }
+            continue;
+        }
+        let all: Vec<String> = reqs.iter().flat_map(|r| r.0.iter().cloned()).collect();
+        tracing::debug!(
+            requests = reqs.len(),
+            continuations = all.len(),
+            "batched scoring"
+        );
+        match engine.score(&prompt, &all) {
+            Ok(mut scored) => {
+                for (c, reply) in reqs {
+                    let rest = scored.split_off(c.len());
+                    let _ = reply.send(Ok(scored));
+                    scored = rest;
+                }
+            }
+            Err(_) => {
+                // report each request's own error (one bad continuation must not fail the others)
+                for (c, reply) in reqs {
+                    let _ = reply.send(engine.score(&prompt, &c));
+                }
+            }
+        }
+    }
+}
+
 /// A local model served by a worker thread.
 pub struct LocalModel {
     tx: std::sync::Mutex<mpsc::Sender<Job>>,
@@ -430,17 +491,13 @@ impl LocalModel {
             .name("agentq-lm".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
-                    match job {
-                        Job::Generate(p, params, reply) => {
-                            let _ = reply.send(engine.generate(&p, &params));
-                        }
-                        Job::Score(p, c, reply) => {
-                            let _ = reply.send(engine.score(&p, &c));
-                        }
-                        Job::Text(t, reply) => {
-                            let _ = reply.send(engine.text_logprobs(&t));
-                        }
+                    // Take whatever else is queued, so that concurrent score requests for the
+                    // same prompt share one prompt pass and one batch.
+                    let mut jobs = vec![job];
+                    while let Ok(j) = rx.try_recv() {
+                        jobs.push(j);
                     }
+                    run_jobs(&engine, jobs);
                 }
             })
             .map(|_| ())

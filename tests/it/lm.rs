@@ -191,6 +191,32 @@ fn tiny_cached_batched_scoring_equals_naive() {
     assert!((s[0] - batched[0].logprob).abs() < 1e-3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_model_batches_concurrent_scores_without_changing_them() {
+    let m = Arc::new(LocalModel::from_engine(tiny::engine(5, false).unwrap()));
+    let e = tiny::engine(5, false).unwrap();
+    let prompt = e
+        .chat()
+        .render(
+            &chat_prompt("Add the blue cotton t-shirt to the cart."),
+            true,
+        )
+        .unwrap();
+    let c = candidates();
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let (m, p, cs) = (m.clone(), prompt.clone(), c[i..i + 2].to_vec());
+            tokio::spawn(async move { m.score(&p, &cs).await.unwrap() })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let got = t.await.unwrap();
+        let want = e.score(&prompt, &c[i..i + 2]).unwrap();
+        assert_scores_close(&got, &want, 1e-3);
+    }
+    assert!(m.describe().starts_with("candle:tiny-5"));
+}
+
 #[test]
 fn tiny_safetensors_round_trip_gives_identical_logits() {
     let dir = tempfile::tempdir().unwrap();
@@ -373,6 +399,37 @@ fn smollm2_greedy_answers_a_simple_question() {
         .unwrap();
     assert!(g.text.contains("Paris"), "{:?}", g.text);
     assert_eq!(g.tokens.len(), g.logprobs.len());
+}
+
+#[test]
+fn smollm2_quantized_option_still_answers() {
+    let Some(path) = smollm2_path() else { return };
+    let opts = LoadOptions {
+        quantized: true,
+        ..LoadOptions::default()
+    };
+    let e = Engine::load(&path, &opts).unwrap();
+    assert!(
+        e.describe().contains("210 quantized matmuls"),
+        "{}",
+        e.describe()
+    );
+    let msgs = [ChatMessage::new(
+        "user",
+        "What is the capital of France? Answer in one sentence.",
+    )];
+    let prompt = e.chat().render(&msgs, true).unwrap();
+    // same log-probs as the f32 model up to quantization noise
+    let f = smollm2().unwrap();
+    let c = vec!["The capital of France is Paris.".to_string()];
+    let (a, b) = (e.score(&prompt, &c).unwrap(), f.score(&prompt, &c).unwrap());
+    assert_scores_close(&a, &b, 0.5);
+    let params = GenParams {
+        max_tokens: 12,
+        ..GenParams::default()
+    };
+    let g = e.generate(&prompt, &params).unwrap();
+    assert!(g.text.contains("Paris"), "{:?}", g.text);
 }
 
 #[test]
