@@ -670,3 +670,49 @@ async fn openai_scoring_unsupported_is_reported() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[test]
+fn cli_model_info_lm_chat_and_score_on_a_tiny_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("tiny");
+    tiny::write_dir(&m, 4).unwrap();
+    let ms = m.to_str().unwrap();
+    let info = crate::util::ok_stdout(&crate::util::agentq(dir.path(), &["model", "info", ms]));
+    assert!(info.contains("architecture   llama"), "{info}");
+    assert!(info.contains("round trip ok"), "{info}");
+    let out = crate::util::ok_stdout(&crate::util::agentq(
+        dir.path(),
+        &[
+            "lm",
+            "chat",
+            "--model",
+            ms,
+            "--max-tokens",
+            "5",
+            "--json",
+            "hello",
+        ],
+    ));
+    let g: agentq::lm::Generation = serde_json::from_str(&out).unwrap();
+    assert_eq!(g.tokens.len(), g.logprobs.len());
+    let out = crate::util::ok_stdout(&crate::util::agentq(
+        dir.path(),
+        &[
+            "lm",
+            "score",
+            "--model",
+            ms,
+            "--user",
+            "hi",
+            "click[Buy Now]",
+            "stop",
+        ],
+    ));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let bad = crate::util::agentq(dir.path(), &["lm", "chat", "hello"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--model PATH or --base-url URL"));
+    let bad = crate::util::agentq(dir.path(), &["model", "fetch", "gpt5"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("known: smollm2"));
+}
