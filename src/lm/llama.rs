@@ -557,3 +557,82 @@ pub fn response_logprob_sums(
     let lp = token_logprobs(&logits.narrow(1, 0, t - 1)?, &ids.narrow(1, 1, t - 1)?)?;
     (lp * response_mask.narrow(1, 1, t - 1)?)?.sum(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validation_names_the_problem() {
+        let mut c = Config::tiny(100);
+        assert!(c.validate().is_ok());
+        c.num_key_value_heads = 3;
+        assert!(c.validate().unwrap_err().contains("num_key_value_heads"));
+        let c = Config {
+            hidden_size: 30,
+            ..Config::tiny(100)
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn missing_or_misshapen_weights_are_errors() {
+        let m = Llama::random(Config::tiny(50), 1, false, &Device::Cpu).unwrap();
+        let mut w = m.weights().clone();
+        w.remove("model.layers.1.mlp.up_proj.weight");
+        let e = Llama::new(Config::tiny(50), w.clone(), false, &Device::Cpu).err();
+        assert!(e.unwrap().to_string().contains("up_proj"));
+        w.insert(
+            "model.layers.1.mlp.up_proj.weight".into(),
+            Tensor::zeros((3, 3), DType::F32, &Device::Cpu).unwrap(),
+        );
+        let e = Llama::new(Config::tiny(50), w, false, &Device::Cpu).err();
+        assert!(e.unwrap().to_string().contains("shape"));
+    }
+
+    #[test]
+    fn cached_incremental_forward_equals_full_forward() {
+        let m = Llama::random(Config::tiny(50), 2, false, &Device::Cpu).unwrap();
+        let ids: Vec<u32> = vec![3, 7, 1, 9, 22, 5];
+        let full = m
+            .forward(
+                &Tensor::new(ids.as_slice(), &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap(),
+                None,
+                Ops::Differentiable,
+            )
+            .unwrap();
+        let mut cache = KvCache::new(m.config());
+        let a = m
+            .forward(
+                &Tensor::new(&ids[..4], &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap(),
+                Some(&mut cache),
+                Ops::Fast,
+            )
+            .unwrap();
+        let mut c2 = cache.expand(2).unwrap();
+        let b = m
+            .forward(
+                &Tensor::new(&[[22u32, 5], [22, 5]], &Device::Cpu).unwrap(),
+                Some(&mut c2),
+                Ops::Fast,
+            )
+            .unwrap();
+        assert_eq!(c2.len(), 6);
+        let got = Tensor::cat(&[a, b.narrow(0, 1, 1).unwrap()], 1).unwrap();
+        let d = (got - full)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-4, "{d}");
+    }
+}
