@@ -278,6 +278,19 @@ pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<Loaded, LmError> {
     })
 }
 
+/// Loads a model for training or evaluation: with `trainable`, every weight is a `Var` of
+/// [`Llama::varmap`] (full fine-tuning; use [`super::llama::Ops::Differentiable`]).
+pub fn load_llama(
+    path: &Path,
+    device: &Device,
+    trainable: bool,
+) -> Result<(Llama, Tokenizer, ChatTemplate), LmError> {
+    let l = load(path, device)?;
+    let model =
+        Llama::new(l.config, l.weights, trainable, device).map_err(|e| bad(path, e.to_string()))?;
+    Ok((model, l.tokenizer, l.chat))
+}
+
 /// Saves a model as a Hugging Face directory loadable by [`load_hf_dir`].
 pub fn save_hf_dir(
     dir: &Path,

@@ -249,6 +249,16 @@ fn tiny_safetensors_round_trip_gives_identical_logits() {
 }
 
 #[test]
+fn trainable_load_registers_every_weight_as_a_var() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write_dir(dir.path(), 2).unwrap();
+    let (m, _, _) = agentq::lm::load::load_llama(dir.path(), &Device::Cpu, true).unwrap();
+    let n = m.varmap().unwrap().all_vars().len();
+    assert_eq!(n, m.weights().len());
+    assert_eq!(n, 1 + 2 * 9 + 1);
+}
+
+#[test]
 fn tiny_generation_is_seeded_and_honours_stop_and_length() {
     let e = tiny::engine(11, false).unwrap();
     let prompt = "<|im_start|>user\nhello world<|im_end|>\n<|im_start|>assistant\n";
