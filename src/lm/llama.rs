@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Result, Tensor, Var, D};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
@@ -112,11 +113,22 @@ pub enum Ops {
 struct Proj {
     w: Tensor,
     b: Option<Tensor>,
+    /// Quantized copy of `w` used by the fast path (GGUF weights kept as stored).
+    q: Option<QMatMul>,
 }
 
 impl Proj {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::Linear::new(self.w.clone(), self.b.clone()).forward(x)
+    fn forward(&self, x: &Tensor, ops: Ops) -> Result<Tensor> {
+        match (&self.q, ops) {
+            (Some(q), Ops::Fast) => {
+                let y = q.forward(x)?;
+                match &self.b {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            }
+            _ => candle_nn::Linear::new(self.w.clone(), self.b.clone()).forward(x),
+        }
     }
 }
 
@@ -305,6 +317,7 @@ impl Llama {
             Ok(Proj {
                 w: get(&format!("{n}.weight"))?,
                 b: kept.get(&format!("{n}.bias")).cloned(),
+                q: None,
             })
         };
         let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
@@ -377,6 +390,30 @@ impl Llama {
         &self.weights
     }
 
+    /// Uses quantized matrices (by HF weight name) for the block projections in the fast
+    /// path; the f32 weights stay for the differentiable path. Returns how many were set.
+    pub fn set_quantized(&mut self, q: &HashMap<String, QMatMul>) -> usize {
+        let mut n = 0;
+        for (i, blk) in self.blocks.iter_mut().enumerate() {
+            let p = format!("model.layers.{i}");
+            for (name, proj) in [
+                ("self_attn.q_proj", &mut blk.q),
+                ("self_attn.k_proj", &mut blk.k),
+                ("self_attn.v_proj", &mut blk.v),
+                ("self_attn.o_proj", &mut blk.o),
+                ("mlp.gate_proj", &mut blk.gate),
+                ("mlp.up_proj", &mut blk.up),
+                ("mlp.down_proj", &mut blk.down),
+            ] {
+                if let Some(m) = q.get(&format!("{p}.{name}.weight")) {
+                    proj.q = Some(m.clone());
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// The trainable variables (when built with `trainable`).
     pub fn varmap(&self) -> Option<&VarMap> {
         self.varmap.as_ref()
@@ -437,9 +474,9 @@ impl Llama {
                 self.cfg.head_dim(),
             );
             let x = self.rms(&h, &blk.attn_norm, ops)?;
-            let q = blk.q.forward(&x)?;
-            let k = blk.k.forward(&x)?;
-            let v = blk.v.forward(&x)?;
+            let q = blk.q.forward(&x, ops)?;
+            let k = blk.k.forward(&x, ops)?;
+            let v = blk.v.forward(&x, ops)?;
             let q = q.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
             let k = k.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
             let v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
@@ -480,10 +517,10 @@ impl Llama {
                 .reshape((b, nh, t, hd))?
                 .transpose(1, 2)?
                 .reshape((b, t, nh * hd))?;
-            h = (h + blk.o.forward(&y)?)?;
+            h = (h + blk.o.forward(&y, ops)?)?;
             let x = self.rms(&h, &blk.ffn_norm, ops)?;
-            let m = (blk.gate.forward(&x)?.silu()? * blk.up.forward(&x)?)?;
-            h = (h + blk.down.forward(&m)?)?;
+            let m = (blk.gate.forward(&x, ops)?.silu()? * blk.up.forward(&x, ops)?)?;
+            h = (h + blk.down.forward(&m, ops)?)?;
         }
         cache.len = pos + t;
         self.rms(&h, &self.norm, ops)
@@ -519,4 +556,83 @@ pub fn response_logprob_sums(
     }
     let lp = token_logprobs(&logits.narrow(1, 0, t - 1)?, &ids.narrow(1, 1, t - 1)?)?;
     (lp * response_mask.narrow(1, 1, t - 1)?)?.sum(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validation_names_the_problem() {
+        let mut c = Config::tiny(100);
+        assert!(c.validate().is_ok());
+        c.num_key_value_heads = 3;
+        assert!(c.validate().unwrap_err().contains("num_key_value_heads"));
+        let c = Config {
+            hidden_size: 30,
+            ..Config::tiny(100)
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn missing_or_misshapen_weights_are_errors() {
+        let m = Llama::random(Config::tiny(50), 1, false, &Device::Cpu).unwrap();
+        let mut w = m.weights().clone();
+        w.remove("model.layers.1.mlp.up_proj.weight");
+        let e = Llama::new(Config::tiny(50), w.clone(), false, &Device::Cpu).err();
+        assert!(e.unwrap().to_string().contains("up_proj"));
+        w.insert(
+            "model.layers.1.mlp.up_proj.weight".into(),
+            Tensor::zeros((3, 3), DType::F32, &Device::Cpu).unwrap(),
+        );
+        let e = Llama::new(Config::tiny(50), w, false, &Device::Cpu).err();
+        assert!(e.unwrap().to_string().contains("shape"));
+    }
+
+    #[test]
+    fn cached_incremental_forward_equals_full_forward() {
+        let m = Llama::random(Config::tiny(50), 2, false, &Device::Cpu).unwrap();
+        let ids: Vec<u32> = vec![3, 7, 1, 9, 22, 5];
+        let full = m
+            .forward(
+                &Tensor::new(ids.as_slice(), &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap(),
+                None,
+                Ops::Differentiable,
+            )
+            .unwrap();
+        let mut cache = KvCache::new(m.config());
+        let a = m
+            .forward(
+                &Tensor::new(&ids[..4], &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap(),
+                Some(&mut cache),
+                Ops::Fast,
+            )
+            .unwrap();
+        let mut c2 = cache.expand(2).unwrap();
+        let b = m
+            .forward(
+                &Tensor::new(&[[22u32, 5], [22, 5]], &Device::Cpu).unwrap(),
+                Some(&mut c2),
+                Ops::Fast,
+            )
+            .unwrap();
+        assert_eq!(c2.len(), 6);
+        let got = Tensor::cat(&[a, b.narrow(0, 1, 1).unwrap()], 1).unwrap();
+        let d = (got - full)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-4, "{d}");
+    }
 }

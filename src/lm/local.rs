@@ -47,10 +47,15 @@ impl DeviceChoice {
 pub struct LoadOptions {
     /// Device (CPU by default).
     pub device: DeviceChoice,
+    /// Keep a GGUF's block projections quantized for generation and scoring (the f32 copy
+    /// stays for training). Fast only in builds with `-C target-cpu=…`; f32 is the default.
+    pub quantized: bool,
 }
 
-/// Continuations scored in one batch at most (bounds the logits' memory).
+/// Continuations scored in one batch at most.
 const SCORE_BATCH: usize = 16;
+/// Batch rows × continuation tokens per batch at most (bounds the logits' memory).
+const SCORE_TOKENS: usize = 2048;
 
 /// The synchronous model: weights, tokenizer, chat template.
 pub struct Engine {
@@ -132,8 +137,8 @@ impl Engine {
     /// Loads a `.gguf` file or a Hugging Face directory.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self, LmError> {
         let device = opts.device.device();
-        let l = super::load::load(path, &device)?;
-        let model =
+        let l = super::load::load_with(path, &device, opts.quantized)?;
+        let mut model =
             Llama::new(l.config, l.weights, false, &device).map_err(|e| LmError::BadModel {
                 path: path.display().to_string(),
                 msg: e.to_string(),
@@ -142,8 +147,14 @@ impl Engine {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| path.display().to_string());
+        let n_q = model.set_quantized(&l.quantized);
         let dev = if device.is_cpu() { "cpu" } else { "cuda" };
-        let describe = format!("candle:{name} (f32, {dev})");
+        let kind = if n_q > 0 {
+            format!("{n_q} quantized matmuls + f32")
+        } else {
+            "f32".to_string()
+        };
+        let describe = format!("candle:{name} ({kind}, {dev})");
         Ok(Engine::new(model, l.tokenizer, l.chat, describe))
     }
 
@@ -257,7 +268,8 @@ impl Engine {
     }
 
     /// Scores continuations: the prompt runs once, its KV cache is repeated along the batch
-    /// and all continuations run as one batch (in chunks of 16).
+    /// and the continuations run as one batch (at most 16 and 2,048 tokens per batch).
+    /// Each continuation is tokenized on its own (no token merges across the boundary).
     pub fn score(&self, prompt: &str, continuations: &[String]) -> Result<Vec<Scored>, LmError> {
         let p = self.encode_prompt(prompt)?;
         let conts = continuations
@@ -288,8 +300,18 @@ impl Engine {
                 n_tokens: c.len(),
             })
             .collect();
-        let multi: Vec<usize> = (0..conts.len()).filter(|&i| conts[i].len() > 1).collect();
-        for chunk in multi.chunks(SCORE_BATCH) {
+        // longest first, so that each batch pads little; batch size bounded by tokens
+        let mut multi: Vec<usize> = (0..conts.len()).filter(|&i| conts[i].len() > 1).collect();
+        multi.sort_by_key(|&i| std::cmp::Reverse(conts[i].len()));
+        let mut chunks: Vec<&[usize]> = Vec::new();
+        let mut rest = multi.as_slice();
+        while let Some(&first) = rest.first() {
+            let n = (SCORE_TOKENS / conts[first].len()).clamp(1, SCORE_BATCH);
+            let (a, b) = rest.split_at(n.min(rest.len()));
+            chunks.push(a);
+            rest = b;
+        }
+        for chunk in chunks {
             let n = chunk.len();
             let lmax = chunk.iter().map(|&i| conts[i].len()).max().unwrap_or(1) - 1;
             let mut inputs = Vec::with_capacity(n * lmax);
@@ -404,6 +426,58 @@ enum Job {
     ),
 }
 
+type ScoreReply = tokio::sync::oneshot::Sender<Result<Vec<Scored>, LmError>>;
+/// Score requests for one prompt: (continuations, reply) in arrival order.
+type ScoreGroup = (String, Vec<(Vec<String>, ScoreReply)>);
+
+fn run_jobs(engine: &Engine, jobs: Vec<Job>) {
+    // score requests grouped by prompt, in arrival order of the first request of each prompt
+    let mut groups: Vec<ScoreGroup> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Generate(p, params, reply) => {
+                let _ = reply.send(engine.generate(&p, &params));
+            }
+            Job::Text(t, reply) => {
+                let _ = reply.send(engine.text_logprobs(&t));
+            }
+            Job::Score(p, c, reply) => match groups.iter_mut().find(|g| g.0 == p) {
+                Some(g) => g.1.push((c, reply)),
+                None => groups.push((p, vec![(c, reply)])),
+            },
+        }
+    }
+    for (prompt, reqs) in groups {
+        if reqs.len() == 1 {
+            for (c, reply) in reqs {
+                let _ = reply.send(engine.score(&prompt, &c));
+            }
+            continue;
+        }
+        let all: Vec<String> = reqs.iter().flat_map(|r| r.0.iter().cloned()).collect();
+        tracing::debug!(
+            requests = reqs.len(),
+            continuations = all.len(),
+            "batched scoring"
+        );
+        match engine.score(&prompt, &all) {
+            Ok(mut scored) => {
+                for (c, reply) in reqs {
+                    let rest = scored.split_off(c.len());
+                    let _ = reply.send(Ok(scored));
+                    scored = rest;
+                }
+            }
+            Err(_) => {
+                // report each request's own error (one bad continuation must not fail the others)
+                for (c, reply) in reqs {
+                    let _ = reply.send(engine.score(&prompt, &c));
+                }
+            }
+        }
+    }
+}
+
 /// A local model served by a worker thread.
 pub struct LocalModel {
     tx: std::sync::Mutex<mpsc::Sender<Job>>,
@@ -430,17 +504,13 @@ impl LocalModel {
             .name("agentq-lm".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
-                    match job {
-                        Job::Generate(p, params, reply) => {
-                            let _ = reply.send(engine.generate(&p, &params));
-                        }
-                        Job::Score(p, c, reply) => {
-                            let _ = reply.send(engine.score(&p, &c));
-                        }
-                        Job::Text(t, reply) => {
-                            let _ = reply.send(engine.text_logprobs(&t));
-                        }
+                    // Take whatever else is queued, so that concurrent score requests for the
+                    // same prompt share one prompt pass and one batch.
+                    let mut jobs = vec![job];
+                    while let Ok(j) = rx.try_recv() {
+                        jobs.push(j);
                     }
+                    run_jobs(&engine, jobs);
                 }
             })
             .map(|_| ())
@@ -497,5 +567,57 @@ impl LanguageModel for LocalModel {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(Job::Text(text.to_string(), tx))?;
         rx.await.map_err(|_| LmError::WorkerGone)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lp(v: &[f32]) -> Vec<f32> {
+        log_softmax_vec(v)
+    }
+
+    #[test]
+    fn greedy_and_tiny_top_p_pick_the_argmax() {
+        let l = lp(&[0.1, 2.0, 1.9, -1.0]);
+        let mut rng = Rng::new(1);
+        assert_eq!(sample(&l, &GenParams::default(), &mut rng), 1);
+        let p = GenParams {
+            temperature: 1.0,
+            top_p: 1e-6,
+            ..GenParams::default()
+        };
+        for _ in 0..50 {
+            assert_eq!(sample(&l, &p, &mut rng), 1);
+        }
+    }
+
+    #[test]
+    fn sampling_follows_the_distribution_and_the_seed() {
+        let l = lp(&[0.0, (3f32).ln()]); // p = 0.25, 0.75
+        let p = GenParams {
+            temperature: 1.0,
+            seed: 3,
+            ..GenParams::default()
+        };
+        let mut rng = Rng::new(p.seed);
+        let ones = (0..4000).filter(|_| sample(&l, &p, &mut rng) == 1).count();
+        assert!((2850..3150).contains(&ones), "{ones}");
+        let draw = |seed| {
+            let mut r = Rng::new(seed);
+            (0..20).map(|_| sample(&l, &p, &mut r)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(9), draw(9));
+        // top-p 0.5 keeps only the 0.75 token
+        let q = GenParams { top_p: 0.5, ..p };
+        assert!((0..200).all(|_| sample(&l, &q, &mut rng) == 1));
+    }
+
+    #[test]
+    fn log_softmax_sums_to_one() {
+        let l = lp(&[1.0, 2.0, 3.0, 1000.0]);
+        let s: f32 = l.iter().map(|x| x.exp()).sum();
+        assert!((s - 1.0).abs() < 1e-5);
     }
 }

@@ -191,6 +191,32 @@ fn tiny_cached_batched_scoring_equals_naive() {
     assert!((s[0] - batched[0].logprob).abs() < 1e-3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_model_batches_concurrent_scores_without_changing_them() {
+    let m = Arc::new(LocalModel::from_engine(tiny::engine(5, false).unwrap()));
+    let e = tiny::engine(5, false).unwrap();
+    let prompt = e
+        .chat()
+        .render(
+            &chat_prompt("Add the blue cotton t-shirt to the cart."),
+            true,
+        )
+        .unwrap();
+    let c = candidates();
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let (m, p, cs) = (m.clone(), prompt.clone(), c[i..i + 2].to_vec());
+            tokio::spawn(async move { m.score(&p, &cs).await.unwrap() })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let got = t.await.unwrap();
+        let want = e.score(&prompt, &c[i..i + 2]).unwrap();
+        assert_scores_close(&got, &want, 1e-3);
+    }
+    assert!(m.describe().starts_with("candle:tiny-5"));
+}
+
 #[test]
 fn tiny_safetensors_round_trip_gives_identical_logits() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,6 +246,16 @@ fn tiny_safetensors_round_trip_gives_identical_logits() {
         .to_scalar::<f32>()
         .unwrap();
     assert_eq!(d, 0.0);
+}
+
+#[test]
+fn trainable_load_registers_every_weight_as_a_var() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write_dir(dir.path(), 2).unwrap();
+    let (m, _, _) = agentq::lm::load::load_llama(dir.path(), &Device::Cpu, true).unwrap();
+    let n = m.varmap().unwrap().all_vars().len();
+    assert_eq!(n, m.weights().len());
+    assert_eq!(n, 1 + 2 * 9 + 1);
 }
 
 #[test]
@@ -373,6 +409,37 @@ fn smollm2_greedy_answers_a_simple_question() {
         .unwrap();
     assert!(g.text.contains("Paris"), "{:?}", g.text);
     assert_eq!(g.tokens.len(), g.logprobs.len());
+}
+
+#[test]
+fn smollm2_quantized_option_still_answers() {
+    let Some(path) = smollm2_path() else { return };
+    let opts = LoadOptions {
+        quantized: true,
+        ..LoadOptions::default()
+    };
+    let e = Engine::load(&path, &opts).unwrap();
+    assert!(
+        e.describe().contains("210 quantized matmuls"),
+        "{}",
+        e.describe()
+    );
+    let msgs = [ChatMessage::new(
+        "user",
+        "What is the capital of France? Answer in one sentence.",
+    )];
+    let prompt = e.chat().render(&msgs, true).unwrap();
+    // same log-probs as the f32 model up to quantization noise
+    let f = smollm2().unwrap();
+    let c = vec!["The capital of France is Paris.".to_string()];
+    let (a, b) = (e.score(&prompt, &c).unwrap(), f.score(&prompt, &c).unwrap());
+    assert_scores_close(&a, &b, 0.5);
+    let params = GenParams {
+        max_tokens: 12,
+        ..GenParams::default()
+    };
+    let g = e.generate(&prompt, &params).unwrap();
+    assert!(g.text.contains("Paris"), "{:?}", g.text);
 }
 
 #[test]
@@ -612,4 +679,50 @@ async fn openai_scoring_unsupported_is_reported() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn cli_model_info_lm_chat_and_score_on_a_tiny_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("tiny");
+    tiny::write_dir(&m, 4).unwrap();
+    let ms = m.to_str().unwrap();
+    let info = crate::util::ok_stdout(&crate::util::agentq(dir.path(), &["model", "info", ms]));
+    assert!(info.contains("architecture   llama"), "{info}");
+    assert!(info.contains("round trip ok"), "{info}");
+    let out = crate::util::ok_stdout(&crate::util::agentq(
+        dir.path(),
+        &[
+            "lm",
+            "chat",
+            "--model",
+            ms,
+            "--max-tokens",
+            "5",
+            "--json",
+            "hello",
+        ],
+    ));
+    let g: agentq::lm::Generation = serde_json::from_str(&out).unwrap();
+    assert_eq!(g.tokens.len(), g.logprobs.len());
+    let out = crate::util::ok_stdout(&crate::util::agentq(
+        dir.path(),
+        &[
+            "lm",
+            "score",
+            "--model",
+            ms,
+            "--user",
+            "hi",
+            "click[Buy Now]",
+            "stop",
+        ],
+    ));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let bad = crate::util::agentq(dir.path(), &["lm", "chat", "hello"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--model PATH or --base-url URL"));
+    let bad = crate::util::agentq(dir.path(), &["model", "fetch", "gpt5"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("known: smollm2"));
 }
