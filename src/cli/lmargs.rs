@@ -21,6 +21,10 @@ pub struct LmArgs {
     /// SmolLM2 file that `agentq model fetch smollm2` writes).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// A trained checkpoint (`agentq train` output directory or one of its
+    /// `checkpoint-N`) applied to the local model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// OpenAI-compatible server base URL (e.g. http://127.0.0.1:8000/v1) instead of a local
     /// model; the API key is read from OPENAI_API_KEY.
     #[arg(long)]
@@ -77,6 +81,9 @@ impl LmArgs {
                 "no model at {} (run `agentq model fetch smollm2`, or pass --model PATH or --openai-url URL)",
                 path.display()
             );
+        }
+        if let Some(ad) = &self.adapter {
+            return Ok(Arc::new(super::train::load_with_adapter(&path, ad)?));
         }
         let m = crate::lm::local::LocalModel::load(&path, Default::default())
             .with_context(|| format!("loading {}", path.display()))?;

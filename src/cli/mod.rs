@@ -12,6 +12,7 @@ mod lm;
 mod lmargs;
 mod play;
 mod runs;
+mod train;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Language-model commands (serve a local model over an OpenAI-compatible API).
     #[command(subcommand)]
     Lm(lm::LmCommand),
+    /// Train the local model: DPO on preference pairs, SFT on demonstrations, TRL export.
+    #[command(subcommand)]
+    Train(train::TrainCommand),
     /// Speed measurements.
     #[command(subcommand)]
     Bench(lm::BenchCommand),
@@ -186,6 +190,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Model(c) => lm::model(c),
         Command::Lm(c) => lm::lm(c),
         Command::Bench(c) => lm::bench(c),
+        Command::Train(c) => train::train_cmd(c),
     }
 }
 

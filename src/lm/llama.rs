@@ -110,7 +110,15 @@ pub enum Ops {
     Fast,
 }
 
+/// Extra terms added to projection outputs (LoRA adapters of the trainer), keyed by the
+/// projection's weight name without `.weight` (`model.layers.3.self_attn.q_proj`).
+pub trait Adapter {
+    /// The term to add to projection `name`'s output for input `x`, if it has one.
+    fn delta(&self, name: &str, x: &Tensor) -> Result<Option<Tensor>>;
+}
+
 struct Proj {
+    name: String,
     w: Tensor,
     b: Option<Tensor>,
     /// Quantized copy of `w` used by the fast path (GGUF weights kept as stored).
@@ -118,6 +126,14 @@ struct Proj {
 }
 
 impl Proj {
+    fn forward_adapted(&self, x: &Tensor, ops: Ops, ad: Option<&dyn Adapter>) -> Result<Tensor> {
+        let y = self.forward(x, ops)?;
+        match ad.map(|a| a.delta(&self.name, x)).transpose()?.flatten() {
+            Some(d) => y + d,
+            None => Ok(y),
+        }
+    }
+
     fn forward(&self, x: &Tensor, ops: Ops) -> Result<Tensor> {
         match (&self.q, ops) {
             (Some(q), Ops::Fast) => {
@@ -315,6 +331,7 @@ impl Llama {
         };
         let proj = |n: &str| -> Result<Proj> {
             Ok(Proj {
+                name: n.to_string(),
                 w: get(&format!("{n}.weight"))?,
                 b: kept.get(&format!("{n}.bias")).cloned(),
                 q: None,
@@ -433,6 +450,32 @@ impl Llama {
 
     /// Final (normed) hidden states `[batch, seq, hidden]`.
     pub fn hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>, ops: Ops) -> Result<Tensor> {
+        self.hidden_adapted(ids, cache, ops, None)
+    }
+
+    /// The block projections: name (without `.weight`) → (out, in).
+    pub fn projection_shapes(&self) -> Vec<(String, (usize, usize))> {
+        let mut v = Vec::new();
+        for blk in &self.blocks {
+            for p in [
+                &blk.q, &blk.k, &blk.v, &blk.o, &blk.gate, &blk.up, &blk.down,
+            ] {
+                if let Ok((o, i)) = p.w.dims2() {
+                    v.push((p.name.clone(), (o, i)));
+                }
+            }
+        }
+        v
+    }
+
+    /// [`Llama::hidden`] with adapter terms added to the block projections.
+    pub fn hidden_adapted(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut KvCache>,
+        ops: Ops,
+        ad: Option<&dyn Adapter>,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let mut fresh;
         let cache = match cache {
@@ -474,9 +517,9 @@ impl Llama {
                 self.cfg.head_dim(),
             );
             let x = self.rms(&h, &blk.attn_norm, ops)?;
-            let q = blk.q.forward(&x, ops)?;
-            let k = blk.k.forward(&x, ops)?;
-            let v = blk.v.forward(&x, ops)?;
+            let q = blk.q.forward_adapted(&x, ops, ad)?;
+            let k = blk.k.forward_adapted(&x, ops, ad)?;
+            let v = blk.v.forward_adapted(&x, ops, ad)?;
             let q = q.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
             let k = k.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
             let v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
@@ -517,10 +560,11 @@ impl Llama {
                 .reshape((b, nh, t, hd))?
                 .transpose(1, 2)?
                 .reshape((b, t, nh * hd))?;
-            h = (h + blk.o.forward(&y, ops)?)?;
+            h = (h + blk.o.forward_adapted(&y, ops, ad)?)?;
             let x = self.rms(&h, &blk.ffn_norm, ops)?;
-            let m = (blk.gate.forward(&x, ops)?.silu()? * blk.up.forward(&x, ops)?)?;
-            h = (h + blk.down.forward(&m, ops)?)?;
+            let m = (blk.gate.forward_adapted(&x, ops, ad)?.silu()?
+                * blk.up.forward_adapted(&x, ops, ad)?)?;
+            h = (h + blk.down.forward_adapted(&m, ops, ad)?)?;
         }
         cache.len = pos + t;
         self.rms(&h, &self.norm, ops)

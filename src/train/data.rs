@@ -87,9 +87,12 @@ pub struct Pair {
 pub struct SftRecord {
     /// The prompt.
     pub prompt: Text,
-    /// The completion (TRL name); `response` is accepted too.
-    #[serde(alias = "response")]
-    pub completion: Text,
+    /// The completion (TRL name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Text>,
+    /// A plain response (agentq demos carry both; `completion` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Text>,
     /// Everything else.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -231,7 +234,12 @@ pub fn read_sft(path: &Path, template: Template<'_>) -> Result<Vec<Example>, Dat
             ))
         })?;
         let prompt = prompt_text(&rec.prompt, template).map_err(&bad)?;
-        let response = assistant_text(&rec.completion, "completion").map_err(&bad)?;
+        let completion = rec
+            .completion
+            .as_ref()
+            .or(rec.response.as_ref())
+            .ok_or_else(|| bad("field `completion` (or `response`) is missing".into()))?;
+        let response = assistant_text(completion, "completion").map_err(&bad)?;
         if response.is_empty() {
             return Err(bad("field `completion`: empty".into()));
         }

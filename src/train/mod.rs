@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod dpo;
+pub mod llama;
 pub mod log;
 pub mod lora;
 pub mod optim;

@@ -17,6 +17,8 @@ mod runs;
 mod mcts;
 // Language models: tiny model, SmolLM2, OpenAI client and `agentq lm serve`.
 mod lm;
+// `agentq train` (SFT, DPO, resume, export, --adapter) on a tiny model.
+mod train;
 // Code invariants: module dependency rules, `//!` headers, printing only in cli.
 mod tidy;
 // Shared helpers: paths, running the binary.

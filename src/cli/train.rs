@@ -1,0 +1,337 @@
+//! `agentq train dpo|sft` (LoRA or full fine-tuning of the local model on pairs or
+//! demonstrations) and `agentq train export` (pairs in TRL's standard form), plus loading a
+//! model with a trained checkpoint applied (`--adapter`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use crate::lm::llama::Llama;
+use crate::lm::local::{Engine, LocalModel};
+use crate::lm::ChatMessage;
+use crate::train::data::{self, PairRecord};
+use crate::train::llama::LlamaTrainModel;
+use crate::train::lora::LoraConfig;
+use crate::train::optim::AdamWConfig;
+use crate::train::trainer::{self, Method, TrainConfig, TrainState};
+
+/// `agentq train …`
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Step- or trajectory-level DPO on preference pairs (agentq's or TRL's JSONL).
+    Dpo(TrainArgs),
+    /// Supervised fine-tuning on demonstrations (`agentq demos` output or TRL
+    /// prompt/completion JSONL).
+    Sft(TrainArgs),
+    /// Write pairs in TRL's standard form (chat template applied with the model's).
+    Export(ExportArgs),
+}
+
+/// Arguments of `agentq train dpo|sft`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data (JSONL).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output directory (checkpoints, log.jsonl); resumed when it holds a checkpoint.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Base model (GGUF file or HF directory; default: the fetched SmolLM2).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Start from a trained checkpoint applied to the base model (merged).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Train every weight instead of LoRA adapters.
+    #[arg(long)]
+    pub full: bool,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    pub lora_rank: usize,
+    /// LoRA alpha (updates are scaled by alpha/rank).
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// LoRA targets (comma-separated: q,k,v,o,gate,up,down).
+    #[arg(long, default_value = "q,v")]
+    pub lora_targets: String,
+    /// DPO β.
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    /// Warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Gradient-norm clip (0: none).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Passes over the data.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Examples per optimiser step (gradient accumulation).
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Prompt tokens kept (the start is cut).
+    #[arg(long, default_value_t = 1024)]
+    pub max_prompt_tokens: usize,
+    /// Response tokens kept.
+    #[arg(long, default_value_t = 64)]
+    pub max_response_tokens: usize,
+    /// Shuffling and LoRA-initialisation seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop (with a checkpoint) after this many optimiser steps; rerun to continue.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Checkpoint every N optimiser steps.
+    #[arg(long, default_value_t = 50)]
+    pub checkpoint_every: u64,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `agentq train export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Pairs (any supported form).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output JSONL.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model whose chat template renders conversational pairs.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+fn model_path(p: &Option<PathBuf>) -> Result<PathBuf> {
+    let p = p.clone().unwrap_or_else(super::lmargs::default_model_path);
+    if !p.exists() {
+        bail!(
+            "no model at {} (run `agentq model fetch smollm2` or pass --model)",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// Applies a checkpoint (`OUT/checkpoint-N` or `OUT`, whose `latest` names one) to `weights`:
+/// LoRA adapters are merged (`W + α/r·BA`), full weights replace.
+pub fn apply_checkpoint(
+    weights: &mut HashMap<String, candle_core::Tensor>,
+    ck: &Path,
+) -> Result<()> {
+    let dir = if ck.join("state.json").exists() {
+        ck.to_path_buf()
+    } else {
+        trainer::latest_checkpoint(ck)?
+            .with_context(|| format!("{} holds no checkpoint", ck.display()))?
+    };
+    let state: TrainState = serde_json::from_slice(
+        &std::fs::read(dir.join("state.json"))
+            .with_context(|| format!("reading {}", dir.join("state.json").display()))?,
+    )
+    .with_context(|| format!("{}: not a training state", dir.join("state.json").display()))?;
+    let dev = candle_core::Device::Cpu;
+    let t = trainer::load_tensors(&dir.join("weights.safetensors"), &dev)?;
+    match &state.config.lora {
+        Some(lc) => {
+            let scale = lc.alpha / lc.rank as f64;
+            let mut n = 0;
+            for (name, a) in &t {
+                let Some(base) = name.strip_suffix(".lora_a") else {
+                    continue;
+                };
+                let b = t
+                    .get(&format!("{base}.lora_b"))
+                    .with_context(|| format!("{}: {base}.lora_b missing", dir.display()))?;
+                let key = format!("{base}.weight");
+                let w = weights
+                    .get(&key)
+                    .with_context(|| format!("the model has no weight {key}"))?;
+                let merged = (w + (b.matmul(a)? * scale)?.to_dtype(w.dtype())?)?;
+                weights.insert(key, merged);
+                n += 1;
+            }
+            tracing::info!(adapters = n, checkpoint = %dir.display(), "merged LoRA adapters");
+        }
+        None => {
+            for (name, w) in t {
+                if !weights.contains_key(&name) {
+                    bail!("{}: weight {name} is not in the model", dir.display());
+                }
+                weights.insert(name, w);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads the base model with a checkpoint applied, as a served local model.
+pub fn load_with_adapter(model: &Path, adapter: &Path) -> Result<LocalModel> {
+    let dev = candle_core::Device::Cpu;
+    let mut l = crate::lm::load::load(model, &dev)
+        .with_context(|| format!("loading {}", model.display()))?;
+    apply_checkpoint(&mut l.weights, adapter)?;
+    let llama = Llama::new(l.config, l.weights, false, &dev)?;
+    let describe = format!(
+        "candle:{}+{} (f32, cpu)",
+        model.file_name().unwrap_or_default().to_string_lossy(),
+        adapter.display()
+    );
+    Ok(LocalModel::from_engine(Engine::new(
+        llama,
+        l.tokenizer,
+        l.chat,
+        describe,
+    )))
+}
+
+/// `agentq train dpo|sft|export`.
+pub fn train_cmd(c: TrainCommand) -> Result<()> {
+    match c {
+        TrainCommand::Dpo(a) => run(a, Method::Dpo),
+        TrainCommand::Sft(a) => run(a, Method::Sft),
+        TrainCommand::Export(a) => export(a),
+    }
+}
+
+fn run(a: TrainArgs, method: Method) -> Result<()> {
+    let path = model_path(&a.model)?;
+    let dev = candle_core::Device::Cpu;
+    let mut l = crate::lm::load::load(&path, &dev)
+        .with_context(|| format!("loading {}", path.display()))?;
+    if let Some(ad) = &a.adapter {
+        apply_checkpoint(&mut l.weights, ad)?;
+    }
+    let model = Llama::new(l.config, l.weights, a.full, &dev)?;
+    let chat = l.chat.clone();
+    let template = move |m: &[ChatMessage], gen: bool| -> Result<String, String> {
+        chat.render(m, gen).map_err(|e| e.to_string())
+    };
+    let (pairs, examples) = match method {
+        Method::Dpo => (data::read_pairs(&a.data, &template)?, Vec::new()),
+        Method::Sft => (Vec::new(), data::read_sft(&a.data, &template)?),
+    };
+    let cfg = TrainConfig {
+        method,
+        beta: a.beta,
+        lora: (!a.full).then(|| LoraConfig {
+            rank: a.lora_rank,
+            alpha: a.lora_alpha,
+            targets: a
+                .lora_targets
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            seed: a.seed,
+        }),
+        optim: AdamWConfig {
+            lr: a.lr,
+            warmup_steps: a.warmup,
+            max_grad_norm: a.max_grad_norm,
+            ..AdamWConfig::default()
+        },
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        max_prompt_tokens: a.max_prompt_tokens,
+        max_response_tokens: a.max_response_tokens,
+        seed: a.seed,
+        checkpoint_every: a.checkpoint_every,
+    };
+    let n = pairs.len().max(examples.len());
+    let pb =
+        indicatif::ProgressBar::new(((n * a.epochs) as u64).div_ceil(a.batch_size.max(1) as u64));
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "train [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("invariant: static template")
+        .progress_chars("=> "),
+    );
+    let tm = LlamaTrainModel {
+        model: &model,
+        tokenizer: &l.tokenizer,
+    };
+    let (_, summary) = trainer::train(
+        &tm,
+        &pairs,
+        &examples,
+        &cfg,
+        &a.out,
+        a.max_steps,
+        &mut |step, total, e| {
+            pb.set_length(total);
+            pb.set_position(step);
+            let m = &e.metrics;
+            pb.set_message(match method {
+                Method::Dpo => format!(
+                    "loss {:.4} · margin {:.3} · acc {:.2}",
+                    m.get("loss").copied().unwrap_or(f64::NAN),
+                    m.get("rewards/margins").copied().unwrap_or(f64::NAN),
+                    m.get("rewards/accuracies").copied().unwrap_or(f64::NAN)
+                ),
+                Method::Sft => format!("loss {:.4}", m.get("loss").copied().unwrap_or(f64::NAN)),
+            });
+        },
+    )?;
+    pb.finish_and_clear();
+    if a.json {
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut o, &summary)?;
+        writeln!(o)?;
+    }
+    eprintln!(
+        "{} steps · {} examples · {:.2} s per example · {} trainable parameters · checkpoint {}",
+        summary.steps,
+        summary.examples,
+        summary.seconds_per_example,
+        summary.trainable_params,
+        summary
+            .checkpoint
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.data)
+        .with_context(|| format!("reading {}", a.data.display()))?;
+    let mut recs = Vec::new();
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let r: PairRecord = serde_json::from_str(l)
+            .with_context(|| format!("{}:{}: not a preference pair", a.data.display(), i + 1))?;
+        recs.push(r);
+    }
+    let chat = match &a.model {
+        Some(m) => Some(crate::lm::load::load(m, &candle_core::Device::Cpu)?.chat),
+        None => None,
+    };
+    let template = move |m: &[ChatMessage], gen: bool| -> Result<String, String> {
+        match &chat {
+            Some(c) => c.render(m, gen).map_err(|e| e.to_string()),
+            None => Err("conversational pairs need --model for the chat template".into()),
+        }
+    };
+    let out = data::to_trl_standard(&recs, &template).map_err(|e| anyhow::anyhow!(e))?;
+    let mut buf = Vec::new();
+    for r in &out {
+        serde_json::to_writer(&mut buf, r)?;
+        buf.push(b'\n');
+    }
+    crate::trajectory::write_atomic(&a.out, &buf)?;
+    eprintln!("wrote {} pairs to {}", out.len(), a.out.display());
+    Ok(())
+}

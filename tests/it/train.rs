@@ -1,0 +1,183 @@
+//! `agentq train` end to end on a tiny model written by the test: SFT on oracle
+//! demonstrations and DPO on pairs lower their losses, resume after `--max-steps`, export to
+//! TRL's standard form, and the trained checkpoint loads as `--adapter` for evaluation.
+
+use crate::util::{agentq, ok_stdout, root};
+
+fn log_losses(dir: &std::path::Path) -> Vec<f64> {
+    agentq::train::log::read(&dir.join("log.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|e| e.metrics["loss"])
+        .collect()
+}
+
+#[test]
+fn train_sft_and_dpo_then_evaluate_with_the_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    agentq::lm::tiny::write_dir(&model, 3).unwrap();
+    // Store pages are long in the tiny tokenizer's tokens: widen the context.
+    let cfg_path = model.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["max_position_embeddings"] = 4096.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let m = model.to_str().unwrap();
+    // SFT on a few oracle demonstrations, in two runs (stop after 2 steps, then resume).
+    let demos = tmp.path().join("demos.jsonl");
+    ok_stdout(&agentq(
+        &root(),
+        &[
+            "demos",
+            "--split",
+            "train",
+            "--tasks",
+            "0..3",
+            "--out",
+            demos.to_str().unwrap(),
+        ],
+    ));
+    let sft = tmp.path().join("sft");
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "train",
+            "sft",
+            "--model",
+            m,
+            "--data",
+            demos.to_str().unwrap(),
+            "--out",
+            sft.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--batch-size",
+            "4",
+            "--lr",
+            "1e-2",
+            "--max-prompt-tokens",
+            "256",
+        ];
+        v.extend_from_slice(extra);
+        v.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let a1 = args(&["--max-steps", "2"]);
+    ok_stdout(&agentq(
+        &root(),
+        &a1.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(log_losses(&sft).len(), 2);
+    let a2 = args(&["--json"]);
+    let s: serde_json::Value = serde_json::from_str(&ok_stdout(&agentq(
+        &root(),
+        &a2.iter().map(String::as_str).collect::<Vec<_>>(),
+    )))
+    .unwrap();
+    let losses = log_losses(&sft);
+    assert_eq!(losses.len() as u64, s["steps"].as_u64().unwrap());
+    assert!(losses.last().unwrap() < &losses[0], "{losses:?}");
+
+    // DPO on pairs (TRL standard form), then export them again.
+    let pairs = tmp.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        "{\"prompt\":\"You are a web agent. Choose the next action.\",\"chosen\":\"click[Buy Now]\",\"rejected\":\"click[Next >]\"}\n\
+         {\"prompt\":[{\"role\":\"user\",\"content\":\"The capital of France is\"}],\"chosen\":[{\"role\":\"assistant\",\"content\":\"Paris.\"}],\"rejected\":[{\"role\":\"assistant\",\"content\":\"search[mouse]\"}]}\n",
+    )
+    .unwrap();
+    let dpo = tmp.path().join("dpo");
+    ok_stdout(&agentq(
+        &root(),
+        &[
+            "train",
+            "dpo",
+            "--model",
+            m,
+            "--data",
+            pairs.to_str().unwrap(),
+            "--out",
+            dpo.to_str().unwrap(),
+            "--epochs",
+            "4",
+            "--batch-size",
+            "2",
+            "--lr",
+            "1e-2",
+        ],
+    ));
+    let log = agentq::train::log::read(&dpo.join("log.jsonl")).unwrap();
+    let (first, last) = (&log[0].metrics, &log.last().unwrap().metrics);
+    assert!(
+        last["rewards/margins"] > first["rewards/margins"],
+        "{first:?} → {last:?}"
+    );
+    let trl = tmp.path().join("trl.jsonl");
+    ok_stdout(&agentq(
+        &root(),
+        &[
+            "train",
+            "export",
+            "--model",
+            m,
+            "--data",
+            pairs.to_str().unwrap(),
+            "--out",
+            trl.to_str().unwrap(),
+        ],
+    ));
+    let text = std::fs::read_to_string(&trl).unwrap();
+    let second: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(second["chosen"], "Paris.");
+    assert!(second["prompt"]
+        .as_str()
+        .unwrap()
+        .contains("<|im_start|>assistant"));
+
+    // The trained model evaluates (greedy LLM agent) with the checkpoint applied.
+    let run = tmp.path().join("eval");
+    let out = ok_stdout(&agentq(
+        &root(),
+        &[
+            "eval",
+            "--agent",
+            "llm",
+            "--model",
+            m,
+            "--adapter",
+            dpo.to_str().unwrap(),
+            "--tasks",
+            "0..1",
+            "--max-steps",
+            "3",
+            "--out",
+            run.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["episodes"], 1);
+    let cfg = std::fs::read_to_string(run.join("run.json")).unwrap();
+    assert!(
+        cfg.contains("dpo"),
+        "the policy description names the adapter: {cfg}"
+    );
+    // A missing adapter is a clear error.
+    let bad = agentq(
+        &root(),
+        &[
+            "eval",
+            "--agent",
+            "llm",
+            "--model",
+            m,
+            "--adapter",
+            "/nonexistent",
+            "--tasks",
+            "0..1",
+            "--out",
+            tmp.path().join("x").to_str().unwrap(),
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nonexistent"));
+}
