@@ -159,7 +159,7 @@ impl Engine {
         let mut model =
             Llama::new(l.config, l.weights, false, &device).map_err(|e| LmError::BadModel {
                 path: path.display().to_string(),
-                msg: e.to_string(),
+                msg: super::without_backtrace(e).to_string(),
             })?;
         let name = path
             .file_name()
