@@ -24,6 +24,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::store::{self, Split};
 
 pub use data::DataArgs;
+pub use lm::BackendArgs;
 
 /// agentq: train and evaluate web agents the Agent Q way on a WebShop-compatible store.
 #[derive(Debug, Parser)]

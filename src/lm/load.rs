@@ -129,8 +129,12 @@ fn unpermute(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
 /// permutation, as stored; q/k of `llama` files are re-quantized after un-permuting).
 pub fn load_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<Loaded, LmError> {
     let mut f = std::fs::File::open(path).map_err(|e| io(path, e))?;
-    let ct =
-        gguf_file::Content::read(&mut f).map_err(|e| bad(path, format!("not a GGUF file: {e}")))?;
+    let ct = gguf_file::Content::read(&mut f).map_err(|e| {
+        bad(
+            path,
+            format!("not a GGUF file: {}", super::without_backtrace(e)),
+        )
+    })?;
     let arch = meta_str(&ct, "general.architecture").map_err(|e| bad(path, e.to_string()))?;
     if !matches!(arch.as_str(), "llama" | "qwen2" | "mistral") {
         return Err(bad(
@@ -149,20 +153,35 @@ pub fn load_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<L
     let mut quantized = HashMap::new();
     for name in ct.tensor_infos.keys() {
         let Some(hf) = hf_name(name) else { continue };
-        let q = ct
-            .tensor(&mut f, name, device)
-            .map_err(|e| bad(path, format!("tensor {name}: {e}")))?;
+        let q = ct.tensor(&mut f, name, device).map_err(|e| {
+            bad(
+                path,
+                format!("tensor {name}: {}", super::without_backtrace(e)),
+            )
+        })?;
         let qdtype = q.dtype();
         *stored.entry(format!("{qdtype:?}")).or_default() += 1;
-        let mut t = q
-            .dequantize(device)
-            .map_err(|e| bad(path, format!("tensor {name}: {e}")))?;
+        let mut t = q.dequantize(device).map_err(|e| {
+            bad(
+                path,
+                format!("tensor {name}: {}", super::without_backtrace(e)),
+            )
+        })?;
         if arch != "qwen2" {
             if hf.contains("q_proj") {
-                t = unpermute(&t, heads).map_err(|e| bad(path, format!("tensor {name}: {e}")))?;
+                t = unpermute(&t, heads).map_err(|e| {
+                    bad(
+                        path,
+                        format!("tensor {name}: {}", super::without_backtrace(e)),
+                    )
+                })?;
             } else if hf.contains("k_proj") {
-                t = unpermute(&t, kv_heads)
-                    .map_err(|e| bad(path, format!("tensor {name}: {e}")))?;
+                t = unpermute(&t, kv_heads).map_err(|e| {
+                    bad(
+                        path,
+                        format!("tensor {name}: {}", super::without_backtrace(e)),
+                    )
+                })?;
             }
         }
         if keep_quantized && hf.starts_with("model.layers.") && hf.ends_with("proj.weight") {
@@ -171,9 +190,12 @@ pub fn load_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<L
             } else {
                 Ok(q)
             };
-            let m = qt
-                .and_then(QMatMul::from_qtensor)
-                .map_err(|e| bad(path, format!("tensor {name}: {e}")))?;
+            let m = qt.and_then(QMatMul::from_qtensor).map_err(|e| {
+                bad(
+                    path,
+                    format!("tensor {name}: {}", super::without_backtrace(e)),
+                )
+            })?;
             quantized.insert(hf.clone(), m);
         }
         weights.insert(hf, t);
@@ -234,8 +256,8 @@ pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<Loaded, LmError> {
     if !st.is_file() {
         return Err(bad(&st, "missing (sharded checkpoints are not supported)"));
     }
-    let weights =
-        candle_core::safetensors::load(&st, device).map_err(|e| bad(&st, e.to_string()))?;
+    let weights = candle_core::safetensors::load(&st, device)
+        .map_err(|e| bad(&st, super::without_backtrace(e).to_string()))?;
     let mut stored: HashMap<String, usize> = HashMap::new();
     for t in weights.values() {
         *stored.entry(format!("{:?}", t.dtype())).or_default() += 1;
@@ -286,8 +308,8 @@ pub fn load_llama(
     trainable: bool,
 ) -> Result<(Llama, Tokenizer, ChatTemplate), LmError> {
     let l = load(path, device)?;
-    let model =
-        Llama::new(l.config, l.weights, trainable, device).map_err(|e| bad(path, e.to_string()))?;
+    let model = Llama::new(l.config, l.weights, trainable, device)
+        .map_err(|e| bad(path, super::without_backtrace(e).to_string()))?;
     Ok((model, l.tokenizer, l.chat))
 }
 
@@ -312,7 +334,8 @@ pub fn save_hf_dir(
         .filter(|(k, _)| !(model.config().tie_word_embeddings && k.as_str() == "lm_head.weight"))
         .map(|(k, v)| (k.clone(), v.detach()))
         .collect();
-    candle_core::safetensors::save(&weights, &st).map_err(|e| bad(&st, e.to_string()))?;
+    candle_core::safetensors::save(&weights, &st)
+        .map_err(|e| bad(&st, super::without_backtrace(e).to_string()))?;
     let tk = dir.join("tokenizer.json");
     tokenizer
         .inner()

@@ -57,6 +57,24 @@ const SCORE_BATCH: usize = 16;
 /// Batch rows × continuation tokens per batch at most (bounds the logits' memory).
 const SCORE_TOKENS: usize = 2048;
 
+/// A prompt computed once: its KV cache (batch 1) and the log-probs of the next token.
+pub struct Prefill {
+    cache: KvCache,
+    first: Vec<f32>,
+}
+
+impl Prefill {
+    /// Number of prompt tokens.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the prompt is empty (never: prompts must have a token).
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+}
+
 /// The synchronous model: weights, tokenizer, chat template.
 pub struct Engine {
     model: Llama,
@@ -141,7 +159,7 @@ impl Engine {
         let mut model =
             Llama::new(l.config, l.weights, false, &device).map_err(|e| LmError::BadModel {
                 path: path.display().to_string(),
-                msg: e.to_string(),
+                msg: super::without_backtrace(e).to_string(),
             })?;
         let name = path
             .file_name()
@@ -271,24 +289,43 @@ impl Engine {
     /// and the continuations run as one batch (at most 16 and 2,048 tokens per batch).
     /// Each continuation is tokenized on its own (no token merges across the boundary).
     pub fn score(&self, prompt: &str, continuations: &[String]) -> Result<Vec<Scored>, LmError> {
+        let prefill = self.prefill(prompt)?;
+        self.score_after(&prefill, continuations)
+    }
+
+    /// Runs a prompt once (batch 1) and keeps its KV cache and next-token log-probs.
+    pub fn prefill(&self, prompt: &str) -> Result<Prefill, LmError> {
         let p = self.encode_prompt(prompt)?;
-        let conts = continuations
-            .iter()
-            .map(|c| self.tokenizer.encode(c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ctx = self.model.config().max_position_embeddings;
-        if let Some(c) = conts.iter().find(|c| p.len() + c.len() > ctx) {
-            return Err(LmError::Invalid(format!(
-                "prompt + continuation of {} tokens exceeds the context of {ctx}",
-                p.len() + c.len()
-            )));
-        }
         let mut cache = KvCache::new(self.model.config());
         let logits = self
             .model
             .forward(&self.row(&p)?, Some(&mut cache), Ops::Fast)?;
         let first = candle_nn::ops::log_softmax(&logits.i((0, p.len() - 1))?, D::Minus1)?;
-        let first: Vec<f32> = first.to_vec1()?;
+        Ok(Prefill {
+            cache,
+            first: first.to_vec1()?,
+        })
+    }
+
+    /// Scores continuations after a prefilled prompt (see [`Engine::score`]).
+    pub fn score_after(
+        &self,
+        prefill: &Prefill,
+        continuations: &[String],
+    ) -> Result<Vec<Scored>, LmError> {
+        let (cache, first) = (&prefill.cache, &prefill.first);
+        let p_len = cache.len();
+        let conts = continuations
+            .iter()
+            .map(|c| self.tokenizer.encode(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ctx = self.model.config().max_position_embeddings;
+        if let Some(c) = conts.iter().find(|c| p_len + c.len() > ctx) {
+            return Err(LmError::Invalid(format!(
+                "prompt + continuation of {} tokens exceeds the context of {ctx}",
+                p_len + c.len()
+            )));
+        }
         let mut out: Vec<Scored> = conts
             .iter()
             .map(|c| Scored {

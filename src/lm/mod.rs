@@ -127,7 +127,7 @@ pub enum LmError {
     Template(String),
     /// A tensor operation failed.
     #[error("model computation: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
     /// Invalid request (empty prompt, prompt too long …).
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -161,6 +161,20 @@ pub enum LmError {
     /// The backend worker stopped.
     #[error("model worker stopped")]
     WorkerGone,
+}
+
+impl From<candle_core::Error> for LmError {
+    fn from(e: candle_core::Error) -> Self {
+        LmError::Candle(without_backtrace(e))
+    }
+}
+
+/// candle attaches a backtrace to errors when `RUST_BACKTRACE` is set; messages stay one line.
+pub(crate) fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(*inner),
+        e => e,
+    }
 }
 
 /// A language model: local (candle) or remote (OpenAI-compatible).

@@ -232,3 +232,94 @@ fn meta_strings(ct: &gguf_file::Content, key: &str) -> Result<Vec<String>, LmErr
         None => Err(tk_err(format!("missing metadata {key}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A GGUF header with a byte-level vocabulary (the 256 byte symbols, a few merges and
+    /// the Llama-3 / ChatML specials) and the given pre-tokenizer.
+    fn content(pre: &str) -> gguf_file::Content {
+        let mut tokens: Vec<String> = {
+            let mut a: Vec<char> = ByteLevel::alphabet().into_iter().collect();
+            a.sort_unstable();
+            a.into_iter().map(|c| c.to_string()).collect()
+        };
+        let merges = vec!["h e", "he l", "hel l", "hell o", "Ġ w"];
+        for m in &merges {
+            tokens.push(m.replace(' ', ""));
+        }
+        let specials = [
+            "<|begin_of_text|>",
+            "<|eot_id|>",
+            "<|im_start|>",
+            "<|im_end|>",
+        ];
+        let first_special = tokens.len();
+        tokens.extend(specials.iter().map(|s| s.to_string()));
+        let types: Vec<Value> = (0..tokens.len())
+            .map(|i| Value::I32(if i >= first_special { 3 } else { 1 }))
+            .collect();
+        let s = |v: &str| Value::String(v.to_string());
+        let metadata = HashMap::from([
+            ("tokenizer.ggml.model".to_string(), s("gpt2")),
+            ("tokenizer.ggml.pre".to_string(), s(pre)),
+            (
+                "tokenizer.ggml.tokens".to_string(),
+                Value::Array(tokens.iter().map(|t| s(t)).collect()),
+            ),
+            (
+                "tokenizer.ggml.merges".to_string(),
+                Value::Array(merges.iter().map(|m| s(m)).collect()),
+            ),
+            ("tokenizer.ggml.token_type".to_string(), Value::Array(types)),
+            (
+                "tokenizer.ggml.eos_token_id".to_string(),
+                Value::U32(first_special as u32 + 1),
+            ),
+        ]);
+        gguf_file::Content {
+            magic: gguf_file::VersionedMagic::GgufV3,
+            metadata,
+            tensor_infos: HashMap::new(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    #[test]
+    fn every_supported_pre_tokenizer_round_trips() {
+        let text = "<|begin_of_text|><|start_header_id|>user\n\nhello world 12345, it's \"naïve\" 😀\n\n  ok<|eot_id|><|im_start|>x<|im_end|>";
+        for pre in ["smollm", "llama-bpe", "qwen2", "gpt2", "unknown"] {
+            let t = Tokenizer::from_gguf(&content(pre)).unwrap();
+            let ids = t.encode(text).unwrap();
+            assert_eq!(t.decode(&ids).unwrap(), text, "{pre}");
+            assert_eq!(ids[0], t.token_to_id("<|begin_of_text|>").unwrap(), "{pre}");
+            assert!(ids.contains(&t.token_to_id("hello").unwrap()), "{pre}");
+            assert!(t.eos_ids().contains(&t.token_to_id("<|eot_id|>").unwrap()));
+            assert!(t.eos_ids().contains(&t.token_to_id("<|im_end|>").unwrap()));
+        }
+        // digits never merge with this vocabulary (no digit merges), whatever the pre-tokenizer
+        let count = |pre: &str| {
+            Tokenizer::from_gguf(&content(pre))
+                .unwrap()
+                .encode_with_offsets("12345")
+                .unwrap()
+                .len()
+        };
+        assert_eq!(count("smollm"), 5);
+        assert_eq!(count("qwen2"), 5);
+        assert_eq!(count("llama-bpe"), 5);
+    }
+
+    #[test]
+    fn non_bpe_gguf_tokenizers_are_rejected() {
+        let mut c = content("smollm");
+        c.metadata
+            .insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
+        let e = Tokenizer::from_gguf(&c).err().unwrap();
+        assert!(e.to_string().contains("tokenizer.ggml.model"));
+        c.metadata.remove("tokenizer.ggml.model");
+        assert!(Tokenizer::from_gguf(&c).is_err());
+    }
+}

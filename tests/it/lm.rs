@@ -159,6 +159,85 @@ fn tiny_gradients_match_finite_differences() {
 }
 
 #[test]
+fn prefix_shared_gradients_equal_full_sequence_gradients() {
+    // the DPO trainer runs the prompt once and the continuations against its cache: the
+    // cache must keep the autograd graph, giving the same gradients as full sequences
+    use agentq::lm::llama::{token_logprobs, KvCache};
+    let e = tiny::engine(8, true).unwrap();
+    let m = e.model();
+    let dev = Device::Cpu;
+    let p = e
+        .tokenizer()
+        .encode("<|im_start|>user\nhello world<|im_end|>\n")
+        .unwrap();
+    let c = e.tokenizer().encode("click[Buy Now]<|im_end|>").unwrap();
+    let all: Vec<u32> = p.iter().chain(&c).copied().collect();
+    let x = Tensor::new(all.as_slice(), &dev)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let mask: Vec<f32> = (0..all.len())
+        .map(|i| (i >= p.len()) as u8 as f32)
+        .collect();
+    let mask = Tensor::from_vec(mask, (1, all.len()), &dev).unwrap();
+    let full = response_logprob_sums(
+        &m.forward(&x, None, Ops::Differentiable).unwrap(),
+        &x,
+        &mask,
+    )
+    .unwrap()
+    .sum_all()
+    .unwrap();
+    let mut cache = KvCache::new(m.config());
+    let pt = Tensor::new(p.as_slice(), &dev)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let lp = m
+        .forward(&pt, Some(&mut cache), Ops::Differentiable)
+        .unwrap();
+    let first = token_logprobs(
+        &lp.narrow(1, p.len() - 1, 1).unwrap(),
+        &Tensor::new(&c[..1], &dev).unwrap().unsqueeze(0).unwrap(),
+    )
+    .unwrap();
+    let mut c2 = cache.expand(2).unwrap(); // a batch of 2 identical continuations
+    let inp = Tensor::new(&c[..c.len() - 1], &dev)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let inp = Tensor::cat(&[&inp, &inp], 0).unwrap();
+    let tgt = Tensor::new(&c[1..], &dev).unwrap().unsqueeze(0).unwrap();
+    let tgt = Tensor::cat(&[&tgt, &tgt], 0).unwrap();
+    let rest = token_logprobs(
+        &m.forward(&inp, Some(&mut c2), Ops::Differentiable).unwrap(),
+        &tgt,
+    )
+    .unwrap();
+    let shared = ((first.sum_all().unwrap() * 2.0).unwrap() + rest.sum_all().unwrap()).unwrap();
+    let (f, s) = (
+        full.to_scalar::<f32>().unwrap(),
+        shared.to_scalar::<f32>().unwrap(),
+    );
+    assert!((2.0 * f - s).abs() < 1e-3, "{f} {s}");
+    let gf = full.backward().unwrap();
+    let gs = shared.backward().unwrap();
+    for (name, v) in m.varmap().unwrap().data().lock().unwrap().iter() {
+        let a = (gf.get(v.as_tensor()).unwrap() * 2.0).unwrap();
+        let b = gs.get(v.as_tensor()).unwrap();
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-3, "{name}: {d}");
+    }
+}
+
+#[test]
 fn tiny_cached_batched_scoring_equals_naive() {
     let e = tiny::engine(5, false).unwrap();
     let prompt = e
