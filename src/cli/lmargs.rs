@@ -21,10 +21,10 @@ pub struct LmArgs {
     /// SmolLM2 file that `agentq model fetch smollm2` writes).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// A trained checkpoint (`agentq train` output directory or one of its
-    /// `checkpoint-N`) applied to the local model.
+    /// Trained checkpoints (`agentq train` output directories or their `checkpoint-N`)
+    /// applied to the local model, in order (repeat the flag for a chain of rounds).
     #[arg(long)]
-    pub adapter: Option<PathBuf>,
+    pub adapter: Vec<PathBuf>,
     /// OpenAI-compatible server base URL (e.g. http://127.0.0.1:8000/v1) instead of a local
     /// model; the API key is read from OPENAI_API_KEY.
     #[arg(long)]
@@ -82,8 +82,11 @@ impl LmArgs {
                 path.display()
             );
         }
-        if let Some(ad) = &self.adapter {
-            return Ok(Arc::new(super::train::load_with_adapter(&path, ad)?));
+        if !self.adapter.is_empty() {
+            return Ok(Arc::new(super::train::load_with_adapters(
+                &path,
+                &self.adapter,
+            )?));
         }
         let m = crate::lm::local::LocalModel::load(&path, Default::default())
             .with_context(|| format!("loading {}", path.display()))?;

@@ -4,6 +4,7 @@
 //! uses `anyhow` and builds a tokio runtime. Human summaries go to stderr, machine output
 //! (`--json`) to stdout.
 
+mod aqloop;
 mod collect;
 mod data;
 mod demos;
@@ -75,6 +76,11 @@ pub enum Command {
     /// Train the local model: DPO on preference pairs, SFT on demonstrations, TRL export.
     #[command(subcommand)]
     Train(train::TrainCommand),
+    /// The Agent Q loop: per iteration, MCTS collection on train tasks → preference pairs →
+    /// DPO → evaluation on test tasks; resumable; writes a results table and plot.
+    Loop(aqloop::LoopArgs),
+    /// Fetch SmolLM2 if missing and run a small Agent Q loop on the default fixtures.
+    Quickstart(aqloop::QuickstartArgs),
     /// Speed measurements.
     #[command(subcommand)]
     Bench(lm::BenchCommand),
@@ -192,6 +198,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lm(c) => lm::lm(c),
         Command::Bench(c) => lm::bench(c),
         Command::Train(c) => train::train_cmd(c),
+        Command::Loop(a) => aqloop::run_loop(a),
+        Command::Quickstart(a) => aqloop::quickstart(a),
     }
 }
 

@@ -41,9 +41,9 @@ pub struct TrainArgs {
     /// Base model (GGUF file or HF directory; default: the fetched SmolLM2).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Start from a trained checkpoint applied to the base model (merged).
+    /// Start from trained checkpoints applied to the base model (merged, in order).
     #[arg(long)]
-    pub adapter: Option<PathBuf>,
+    pub adapter: Vec<PathBuf>,
     /// Train every weight instead of LoRA adapters.
     #[arg(long)]
     pub full: bool,
@@ -171,17 +171,23 @@ pub fn apply_checkpoint(
     Ok(())
 }
 
-/// Loads the base model with a checkpoint applied, as a served local model.
-pub fn load_with_adapter(model: &Path, adapter: &Path) -> Result<LocalModel> {
+/// Loads the base model with checkpoints applied in order, as a served local model.
+pub fn load_with_adapters(model: &Path, adapters: &[PathBuf]) -> Result<LocalModel> {
     let dev = candle_core::Device::Cpu;
     let mut l = crate::lm::load::load(model, &dev)
         .with_context(|| format!("loading {}", model.display()))?;
-    apply_checkpoint(&mut l.weights, adapter)?;
+    for ad in adapters {
+        apply_checkpoint(&mut l.weights, ad)?;
+    }
     let llama = Llama::new(l.config, l.weights, false, &dev)?;
     let describe = format!(
         "candle:{}+{} (f32, cpu)",
         model.file_name().unwrap_or_default().to_string_lossy(),
-        adapter.display()
+        adapters
+            .iter()
+            .map(|a| a.display().to_string())
+            .collect::<Vec<_>>()
+            .join("+")
     );
     Ok(LocalModel::from_engine(Engine::new(
         llama,
@@ -205,7 +211,7 @@ fn run(a: TrainArgs, method: Method) -> Result<()> {
     let dev = candle_core::Device::Cpu;
     let mut l = crate::lm::load::load(&path, &dev)
         .with_context(|| format!("loading {}", path.display()))?;
-    if let Some(ad) = &a.adapter {
+    for ad in &a.adapter {
         apply_checkpoint(&mut l.weights, ad)?;
     }
     let model = Llama::new(l.config, l.weights, a.full, &dev)?;

@@ -181,3 +181,76 @@ fn train_sft_and_dpo_then_evaluate_with_the_adapter() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nonexistent"));
 }
+
+#[test]
+fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    agentq::lm::tiny::write_dir(&model, 4).unwrap();
+    let cfg_path = model.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["max_position_embeddings"] = 4096.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let out = tmp.path().join("loop");
+    let args = [
+        "loop",
+        "--iterations",
+        "1",
+        "--train-tasks",
+        "0..1",
+        "--eval-tasks",
+        "0..1",
+        "--mcts-iterations",
+        "2",
+        "--max-steps",
+        "3",
+        "--depth-cap",
+        "3",
+        "--dpo-epochs",
+        "1",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let table = ok_stdout(&agentq(&root(), &args));
+    assert!(table.contains("greedy score"), "{table}");
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        2,
+        "base row + one iteration"
+    );
+    assert!(out.join("results.svg").exists() && out.join("results.md").exists());
+    for stage in ["iter-0/eval-greedy", "iter-1/collect", "iter-1/eval-greedy"] {
+        assert!(
+            out.join(stage).join("DONE").exists(),
+            "{stage} is marked done"
+        );
+    }
+    assert!(out.join("iter-1/collect/trees").is_dir());
+    // Cut: the last evaluation lost its marker and half its file; collection is kept.
+    let pairs_before = std::fs::metadata(out.join("iter-1/collect/pairs.jsonl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::remove_file(out.join("iter-1/eval-greedy/DONE")).unwrap();
+    let eps = out.join("iter-1/eval-greedy/episodes.jsonl");
+    let bytes = std::fs::read(&eps).unwrap();
+    std::fs::write(&eps, &bytes[..bytes.len() / 2]).unwrap();
+    let again = ok_stdout(&agentq(&root(), &args));
+    assert_eq!(
+        std::fs::metadata(out.join("iter-1/collect/pairs.jsonl"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        pairs_before,
+        "collection is not redone"
+    );
+    let (eps_after, damage) = agentq::trajectory::read_episodes(&eps).unwrap();
+    assert!(damage.is_clean());
+    assert_eq!(eps_after.len(), 1);
+    assert!(again.contains("greedy score"));
+}

@@ -1,0 +1,432 @@
+//! `agentq loop` (the Agent Q loop: collect with MCTS → preference pairs → DPO → evaluate,
+//! per iteration) and `agentq quickstart` (fetch SmolLM2 if missing, run a small loop on the
+//! default fixtures, print the before/after table and the report's path).
+//!
+//! Every stage is an ordinary agentq command run with `--resume` into its own directory
+//! (`OUT/iter-N/{collect,train,eval-greedy,eval-mcts}`) and marked done by an empty `DONE`
+//! file once it finished, so a loop cut at any point resumes where it stopped. The reference
+//! model of iteration N's DPO is the model that collected its data (base + the adapters of
+//! iterations before N).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser};
+use serde::{Deserialize, Serialize};
+
+use crate::trajectory::{self, report, RunSummary};
+
+/// Arguments of `agentq loop`.
+#[derive(Debug, Clone, Args)]
+pub struct LoopArgs {
+    /// Agent Q iterations (collect → DPO → evaluate).
+    #[arg(long, default_value_t = 1)]
+    pub iterations: usize,
+    /// Train-split tasks searched each iteration (`0..5`, `3,7`, `all`).
+    #[arg(long, default_value = "0..5")]
+    pub train_tasks: String,
+    /// Test-split tasks evaluated after each iteration (and before the first).
+    #[arg(long, default_value = "0..5")]
+    pub eval_tasks: String,
+    /// Output directory.
+    #[arg(long, default_value = "runs/loop")]
+    pub out: PathBuf,
+    /// Base model (default: the fetched SmolLM2).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Candidates per node (K).
+    #[arg(long, default_value_t = 3)]
+    pub k: usize,
+    /// MCTS iterations per task.
+    #[arg(long, default_value_t = 3)]
+    pub mcts_iterations: usize,
+    /// MCTS depth cap.
+    #[arg(long, default_value_t = 6)]
+    pub depth_cap: usize,
+    /// Critic scheme: iterative (the paper's) or logprob (one prompt, cheaper).
+    #[arg(long, default_value = "logprob")]
+    pub critic_scheme: String,
+    /// Step limit of evaluation episodes.
+    #[arg(long, default_value_t = 10)]
+    pub max_steps: usize,
+    /// Also evaluate with MCTS (`--value env`: search with a verifier) after each iteration.
+    #[arg(long)]
+    pub eval_mcts: bool,
+    /// DPO epochs over each iteration's pairs.
+    #[arg(long, default_value_t = 2)]
+    pub dpo_epochs: usize,
+    /// DPO learning rate (LoRA).
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    /// DPO β.
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// Pairs per DPO step.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Parallel episodes/trees.
+    #[arg(long, default_value_t = 2)]
+    pub parallel: usize,
+}
+
+/// One row of the results table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// Iteration (0 = the base model).
+    pub iteration: usize,
+    /// Greedy evaluation.
+    pub greedy: RunSummary,
+    /// MCTS evaluation, if run.
+    pub mcts: Option<RunSummary>,
+    /// Pairs collected in this iteration (0 for the base row).
+    pub pairs: usize,
+    /// Adapters applied.
+    pub adapters: Vec<PathBuf>,
+}
+
+fn done(dir: &Path) -> bool {
+    dir.join("DONE").exists()
+}
+
+fn mark(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    trajectory::write_atomic(&dir.join("DONE"), b"")?;
+    Ok(())
+}
+
+/// Runs an agentq command line in this process.
+fn agentq(args: &[String]) -> Result<()> {
+    let mut v = vec!["agentq".to_string()];
+    v.extend_from_slice(args);
+    let cli = super::Cli::try_parse_from(&v).map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("» agentq {}", args.join(" "));
+    super::run(cli)
+}
+
+fn s(x: impl ToString) -> String {
+    x.to_string()
+}
+
+fn model_args(a: &LoopArgs, adapters: &[PathBuf]) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(m) = &a.model {
+        v.extend([s("--model"), m.display().to_string()]);
+    }
+    for ad in adapters {
+        v.extend([s("--adapter"), ad.display().to_string()]);
+    }
+    v
+}
+
+fn evaluate(
+    a: &LoopArgs,
+    dir: &Path,
+    adapters: &[PathBuf],
+) -> Result<(RunSummary, Option<RunSummary>)> {
+    let g = dir.join("eval-greedy");
+    if !done(&g) {
+        let mut args = vec![
+            s("eval"),
+            s("--agent"),
+            s("llm"),
+            s("--split"),
+            s("test"),
+            s("--tasks"),
+            a.eval_tasks.clone(),
+            s("--max-steps"),
+            s(a.max_steps),
+            s("--parallel"),
+            s(a.parallel),
+            s("--out"),
+            g.display().to_string(),
+            s("--resume"),
+        ];
+        args.extend(model_args(a, adapters));
+        agentq(&args)?;
+        mark(&g)?;
+    }
+    let greedy = RunSummary::of(&trajectory::load(&g)?.episodes);
+    let mcts = if a.eval_mcts {
+        let m = dir.join("eval-mcts");
+        if !done(&m) {
+            let mut args = vec![
+                s("eval"),
+                s("--agent"),
+                s("mcts"),
+                s("--proposer"),
+                s("llm"),
+                s("--critic"),
+                s("llm"),
+                s("--critic-scheme"),
+                a.critic_scheme.clone(),
+                s("--k"),
+                s(a.k),
+                s("--iterations"),
+                s(a.mcts_iterations),
+                s("--depth-cap"),
+                s(a.depth_cap),
+                s("--split"),
+                s("test"),
+                s("--tasks"),
+                a.eval_tasks.clone(),
+                s("--max-steps"),
+                s(a.max_steps),
+                s("--parallel"),
+                s(a.parallel),
+                s("--out"),
+                m.display().to_string(),
+                s("--resume"),
+            ];
+            args.extend(model_args(a, adapters));
+            agentq(&args)?;
+            mark(&m)?;
+        }
+        Some(RunSummary::of(&trajectory::load(&m)?.episodes))
+    } else {
+        None
+    };
+    Ok((greedy, mcts))
+}
+
+fn count_lines(p: &Path) -> usize {
+    std::fs::read_to_string(p)
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0)
+}
+
+/// `agentq loop`.
+pub fn run_loop(a: LoopArgs) -> Result<()> {
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let cfg = serde_json::json!({
+        "iterations": a.iterations, "train_tasks": a.train_tasks, "eval_tasks": a.eval_tasks,
+        "model": a.model, "k": a.k, "mcts_iterations": a.mcts_iterations, "depth_cap": a.depth_cap,
+        "critic_scheme": a.critic_scheme, "max_steps": a.max_steps, "eval_mcts": a.eval_mcts,
+        "dpo_epochs": a.dpo_epochs, "lr": a.lr, "beta": a.beta, "batch_size": a.batch_size,
+    });
+    trajectory::write_atomic(&a.out.join("loop.json"), &serde_json::to_vec_pretty(&cfg)?)?;
+    let mut rows = Vec::new();
+    let base = a.out.join("iter-0");
+    let (g, m) = evaluate(&a, &base, &[])?;
+    rows.push(Row {
+        iteration: 0,
+        greedy: g,
+        mcts: m,
+        pairs: 0,
+        adapters: Vec::new(),
+    });
+    let mut adapters: Vec<PathBuf> = Vec::new();
+    for i in 1..=a.iterations {
+        let dir = a.out.join(format!("iter-{i}"));
+        // 1. Collect with the current model.
+        let collect = dir.join("collect");
+        if !done(&collect) {
+            let mut args = vec![
+                s("collect"),
+                s("--proposer"),
+                s("llm"),
+                s("--critic"),
+                s("llm"),
+                s("--critic-scheme"),
+                a.critic_scheme.clone(),
+                s("--split"),
+                s("train"),
+                s("--tasks"),
+                a.train_tasks.clone(),
+                s("--k"),
+                s(a.k),
+                s("--iterations"),
+                s(a.mcts_iterations),
+                s("--depth-cap"),
+                s(a.depth_cap),
+                s("--max-steps"),
+                s(a.max_steps),
+                s("--parallel"),
+                s(a.parallel),
+                s("--search-seed"),
+                s(i),
+                s("--out"),
+                collect.display().to_string(),
+                s("--resume"),
+            ];
+            args.extend(model_args(&a, &adapters));
+            agentq(&args)?;
+            mark(&collect)?;
+        }
+        let pairs_file = collect.join("pairs.jsonl");
+        let pairs = count_lines(&pairs_file);
+        // 2. DPO from the current model (the reference is the data-generating model).
+        let train = dir.join("train");
+        if pairs == 0 {
+            eprintln!(
+                "iteration {i}: the search produced no preference pairs; the model is unchanged"
+            );
+        } else {
+            if !done(&train) {
+                let mut args = vec![
+                    s("train"),
+                    s("dpo"),
+                    s("--data"),
+                    pairs_file.display().to_string(),
+                    s("--out"),
+                    train.display().to_string(),
+                    s("--epochs"),
+                    s(a.dpo_epochs),
+                    s("--lr"),
+                    s(a.lr),
+                    s("--beta"),
+                    s(a.beta),
+                    s("--batch-size"),
+                    s(a.batch_size),
+                    s("--max-prompt-tokens"),
+                    s(768),
+                    s("--seed"),
+                    s(i),
+                ];
+                args.extend(model_args(&a, &adapters));
+                agentq(&args)?;
+                mark(&train)?;
+            }
+            adapters.push(train.clone());
+        }
+        // 3. Evaluate.
+        let (g, m) = evaluate(&a, &dir, &adapters)?;
+        rows.push(Row {
+            iteration: i,
+            greedy: g,
+            mcts: m,
+            pairs,
+            adapters: adapters.clone(),
+        });
+    }
+    write_results(&a.out, &rows)?;
+    print_table(&rows)?;
+    let rep = super::runs::write_report(&a.out.join("iter-0").join("eval-greedy"), None).ok();
+    let last = a
+        .out
+        .join(format!("iter-{}", a.iterations))
+        .join("eval-greedy");
+    let rep_last = super::runs::write_report(&last, None).ok();
+    eprintln!("results: {}", a.out.join("results.md").display());
+    for r in [rep, rep_last].into_iter().flatten() {
+        eprintln!("report: {}", r.display());
+    }
+    Ok(())
+}
+
+fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
+    trajectory::write_atomic(&out.join("results.json"), &serde_json::to_vec_pretty(rows)?)?;
+    let mut md = String::from(
+        "| iteration | pairs | greedy score | greedy success | MCTS score | MCTS success |\n|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {:.1} | {:.1}% | {} | {} |\n",
+            r.iteration,
+            r.pairs,
+            r.greedy.score,
+            r.greedy.success_rate,
+            r.mcts
+                .as_ref()
+                .map(|m| format!("{:.1}", m.score))
+                .unwrap_or("—".into()),
+            r.mcts
+                .as_ref()
+                .map(|m| format!("{:.1}%", m.success_rate))
+                .unwrap_or("—".into()),
+        ));
+    }
+    trajectory::write_atomic(&out.join("results.md"), md.as_bytes())?;
+    let pts = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter_map(|r| f(r).map(|y| (r.iteration as f64, y)))
+            .collect()
+    };
+    let mut svg =
+        String::from("<svg xmlns='http://www.w3.org/2000/svg' width='740' height='190'><g>");
+    svg.push_str(&report::line_chart(
+        "greedy success rate (%) by iteration",
+        "iteration",
+        &pts(&|r| Some(r.greedy.success_rate)),
+    ));
+    svg.push_str("</g><g transform='translate(370,0)'>");
+    svg.push_str(&report::line_chart(
+        "greedy score by iteration",
+        "iteration",
+        &pts(&|r| Some(r.greedy.score)),
+    ));
+    svg.push_str("</g></svg>\n");
+    trajectory::write_atomic(&out.join("results.svg"), svg.as_bytes())?;
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
+        "{:>9} {:>6} {:>12} {:>14} {:>10} {:>12}",
+        "iteration", "pairs", "greedy score", "greedy success", "MCTS score", "MCTS success"
+    )?;
+    for r in rows {
+        writeln!(
+            o,
+            "{:>9} {:>6} {:>12.1} {:>13.1}% {:>10} {:>12}",
+            r.iteration,
+            r.pairs,
+            r.greedy.score,
+            r.greedy.success_rate,
+            r.mcts
+                .as_ref()
+                .map(|m| format!("{:.1}", m.score))
+                .unwrap_or("—".into()),
+            r.mcts
+                .as_ref()
+                .map(|m| format!("{:.1}%", m.success_rate))
+                .unwrap_or("—".into())
+        )?;
+    }
+    Ok(())
+}
+
+/// Arguments of `agentq quickstart`.
+#[derive(Debug, Clone, Args)]
+pub struct QuickstartArgs {
+    /// Output directory.
+    #[arg(long, default_value = "runs/quickstart")]
+    pub out: PathBuf,
+    /// Train tasks searched.
+    #[arg(long, default_value = "0..3")]
+    pub train_tasks: String,
+    /// Test tasks evaluated before and after.
+    #[arg(long, default_value = "0..3")]
+    pub eval_tasks: String,
+    /// Agent Q iterations.
+    #[arg(long, default_value_t = 1)]
+    pub iterations: usize,
+}
+
+/// `agentq quickstart`.
+pub fn quickstart(q: QuickstartArgs) -> Result<()> {
+    let model = super::lmargs::default_model_path();
+    if !model.exists() {
+        agentq(&[s("model"), s("fetch"), s("smollm2")])?;
+    }
+    run_loop(LoopArgs {
+        iterations: q.iterations,
+        train_tasks: q.train_tasks,
+        eval_tasks: q.eval_tasks,
+        out: q.out,
+        model: None,
+        k: 3,
+        mcts_iterations: 3,
+        depth_cap: 6,
+        critic_scheme: "logprob".into(),
+        max_steps: 8,
+        eval_mcts: false,
+        dpo_epochs: 2,
+        lr: 5e-4,
+        beta: 0.1,
+        batch_size: 4,
+        parallel: 2,
+    })
+}
