@@ -263,6 +263,7 @@ fn run(a: TrainArgs, method: Method) -> Result<()> {
     let tm = LlamaTrainModel {
         model: &model,
         tokenizer: &l.tokenizer,
+        ops: crate::lm::llama::Ops::Train,
     };
     let (_, summary) = trainer::train(
         &tm,

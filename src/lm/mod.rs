@@ -12,6 +12,7 @@ pub mod llama;
 pub mod load;
 pub mod local;
 pub mod openai;
+pub mod ops;
 pub mod serve;
 pub mod tiny;
 pub mod tokenizer;

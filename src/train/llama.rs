@@ -24,6 +24,8 @@ pub struct LlamaTrainModel<'a> {
     pub model: &'a Llama,
     /// Its tokenizer.
     pub tokenizer: &'a Tokenizer,
+    /// Kernels: `Ops::Train` (custom ops, default) or `Ops::Differentiable` (composite).
+    pub ops: Ops,
 }
 
 impl TrainModel for LlamaTrainModel<'_> {
@@ -49,7 +51,7 @@ impl TrainModel for LlamaTrainModel<'_> {
         let ids = Tensor::from_slice(prompt, (1, prompt.len()), dev)?;
         let hp = self
             .model
-            .hidden_adapted(&ids, Some(&mut cache), Ops::Differentiable, adapter)?;
+            .hidden_adapted(&ids, Some(&mut cache), self.ops, adapter)?;
         let h_last = hp.narrow(1, prompt.len() - 1, 1)?.squeeze(0)?; // [1, H]
         let n = continuations.len();
         let lmax = continuations.iter().map(|c| c.len()).max().unwrap_or(0);
@@ -64,7 +66,7 @@ impl TrainModel for LlamaTrainModel<'_> {
             let mut cn = cache.expand(n)?;
             Some(
                 self.model
-                    .hidden_adapted(&ids, Some(&mut cn), Ops::Differentiable, adapter)?,
+                    .hidden_adapted(&ids, Some(&mut cn), self.ops, adapter)?,
             )
         } else {
             None
@@ -77,7 +79,7 @@ impl TrainModel for LlamaTrainModel<'_> {
                 }
                 _ => h_last.clone(),
             };
-            out.push(self.model.logits(&hs)?);
+            out.push(self.model.logits_with(&hs, self.ops)?);
         }
         Ok(out)
     }
@@ -102,6 +104,66 @@ impl TrainModel for LlamaTrainModel<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::dpo::sequence_logprob;
+
+    #[test]
+    fn training_ops_give_the_composite_gradients() {
+        for trainable in [false, true] {
+            let e = crate::lm::tiny::engine(7, trainable).unwrap();
+            let lora = Lora::new(
+                &e.model().projection_shapes(),
+                &crate::train::lora::LoraConfig {
+                    rank: 2,
+                    targets: vec!["q".into(), "v".into()],
+                    ..Default::default()
+                },
+                &Device::Cpu,
+            )
+            .unwrap();
+            for l in lora.layers.values() {
+                let t = Tensor::ones(l.b.shape(), candle_core::DType::F32, &Device::Cpu).unwrap();
+                l.b.set(&(t * 0.03).unwrap()).unwrap();
+            }
+            let grads = |ops: Ops| {
+                let tm = LlamaTrainModel {
+                    model: e.model(),
+                    tokenizer: e.tokenizer(),
+                    ops,
+                };
+                let p = tm
+                    .encode("You are a web agent. Choose the next action.")
+                    .unwrap();
+                let c = tm.encode("click[Buy Now]").unwrap();
+                let r = tm.encode("search[mouse]").unwrap();
+                let l = tm.continuation_logits(&p, &[&c, &r], Some(&lora)).unwrap();
+                let loss = (sequence_logprob(&l[0], &c).unwrap()
+                    - sequence_logprob(&l[1], &r).unwrap())
+                .unwrap();
+                let g = loss.backward().unwrap();
+                let mut vars = lora.vars();
+                vars.extend(tm.full_vars());
+                vars.into_iter()
+                    .map(|(n, v)| {
+                        let t = g
+                            .get(&v)
+                            .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+                        (n, t)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let (a, b) = (grads(Ops::Train), grads(Ops::Differentiable));
+            assert_eq!(a.len(), b.len());
+            for ((n, ga), (_, gb)) in a.iter().zip(&b) {
+                let (ga, gb) = (ga.as_ref().expect(n), gb.as_ref().expect(n));
+                let d = ga
+                    .iter()
+                    .zip(gb)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(d < 1e-4, "trainable {trainable}: {n} differs by {d}");
+            }
+        }
+    }
     use crate::train::data::Pair;
     use crate::train::lora::LoraConfig;
     use crate::train::trainer::{train, Method, TrainConfig};
@@ -112,6 +174,7 @@ mod tests {
         let tm = LlamaTrainModel {
             model: e.model(),
             tokenizer: e.tokenizer(),
+            ops: Ops::Train,
         };
         let lora = Lora::new(
             &tm.projections(),
@@ -164,6 +227,7 @@ mod tests {
         let tm = LlamaTrainModel {
             model: e.model(),
             tokenizer: e.tokenizer(),
+            ops: Ops::Train,
         };
         let pairs: Vec<Pair> = ["The capital of France is", "You are a web agent."]
             .iter()
