@@ -68,6 +68,10 @@ pub struct LoopArgs {
     /// Parallel episodes/trees.
     #[arg(long, default_value_t = 2)]
     pub parallel: usize,
+    /// Before iteration 0, fine-tune on oracle demonstrations of these train tasks (SFT;
+    /// the loop then starts from the SFT model).
+    #[arg(long)]
+    pub sft_tasks: Option<String>,
 }
 
 /// One row of the results table.
@@ -203,19 +207,55 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
         "model": a.model, "k": a.k, "mcts_iterations": a.mcts_iterations, "depth_cap": a.depth_cap,
         "critic_scheme": a.critic_scheme, "max_steps": a.max_steps, "eval_mcts": a.eval_mcts,
         "dpo_epochs": a.dpo_epochs, "lr": a.lr, "beta": a.beta, "batch_size": a.batch_size,
+        "sft_tasks": a.sft_tasks,
     });
     trajectory::write_atomic(&a.out.join("loop.json"), &serde_json::to_vec_pretty(&cfg)?)?;
     let mut rows = Vec::new();
+    let mut adapters: Vec<PathBuf> = Vec::new();
+    if let Some(tasks) = &a.sft_tasks {
+        let sft = a.out.join("sft");
+        let demos = sft.join("demos.jsonl");
+        let train = sft.join("train");
+        if !done(&sft) {
+            std::fs::create_dir_all(&sft)?;
+            agentq(&[
+                s("demos"),
+                s("--split"),
+                s("train"),
+                s("--tasks"),
+                tasks.clone(),
+                s("--out"),
+                demos.display().to_string(),
+            ])?;
+            let mut args = vec![
+                s("train"),
+                s("sft"),
+                s("--data"),
+                demos.display().to_string(),
+                s("--out"),
+                train.display().to_string(),
+                s("--lr"),
+                s(a.lr),
+                s("--batch-size"),
+                s(a.batch_size),
+                s("--max-prompt-tokens"),
+                s(768),
+            ];
+            args.extend(model_args(&a, &[]));
+            agentq(&args)?;
+            mark(&sft)?;
+        }
+        adapters.push(train);
+    }
     let base = a.out.join("iter-0");
-    let (g, m) = evaluate(&a, &base, &[])?;
+    let (g, m) = evaluate(&a, &base, &adapters)?;
     rows.push(Row {
         iteration: 0,
         greedy: g,
         mcts: m,
         pairs: 0,
-        adapters: Vec::new(),
+        adapters: adapters.clone(),
     });
-    let mut adapters: Vec<PathBuf> = Vec::new();
     for i in 1..=a.iterations {
         let dir = a.out.join(format!("iter-{i}"));
         // 1. Collect with the current model.
@@ -428,5 +468,6 @@ pub fn quickstart(q: QuickstartArgs) -> Result<()> {
         beta: 0.1,
         batch_size: 4,
         parallel: 2,
+        sft_tasks: None,
     })
 }

@@ -209,13 +209,17 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
         "3",
         "--dpo-epochs",
         "1",
+        "--sft-tasks",
+        "0..2",
         "--model",
         model.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ];
-    let table = ok_stdout(&agentq(&root(), &args));
+    let first = agentq(&root(), &args);
+    let table = ok_stdout(&first);
     assert!(table.contains("greedy score"), "{table}");
+    let log = String::from_utf8_lossy(&first.stderr).into_owned();
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(
@@ -224,7 +228,16 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
         "base row + one iteration"
     );
     assert!(out.join("results.svg").exists() && out.join("results.md").exists());
-    for stage in ["iter-0/eval-greedy", "iter-1/collect", "iter-1/eval-greedy"] {
+    assert!(
+        out.join("sft/train/latest").exists(),
+        "the SFT warm start ran: {log}"
+    );
+    for stage in [
+        "sft",
+        "iter-0/eval-greedy",
+        "iter-1/collect",
+        "iter-1/eval-greedy",
+    ] {
         assert!(
             out.join(stage).join("DONE").exists(),
             "{stage} is marked done"
