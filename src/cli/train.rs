@@ -153,7 +153,12 @@ pub fn apply_checkpoint(
                 let w = weights
                     .get(&key)
                     .with_context(|| format!("the model has no weight {key}"))?;
-                let merged = (w + (b.matmul(a)? * scale)?.to_dtype(w.dtype())?)?;
+                let layer = crate::train::lora::LoraLayer {
+                    a: candle_core::Var::from_tensor(a)?,
+                    b: candle_core::Var::from_tensor(b)?,
+                    scale,
+                };
+                let merged = layer.merge(w)?;
                 weights.insert(key, merged);
                 n += 1;
             }
