@@ -69,20 +69,38 @@ pub struct LoopArgs {
     #[arg(long, default_value_t = 2)]
     pub parallel: usize,
     /// Before iteration 0, fine-tune on oracle demonstrations of these train tasks (SFT;
-    /// the loop then starts from the SFT model).
+    /// the loop then starts from the SFT model, and the base model gets a "zero-shot" row).
     #[arg(long)]
     pub sft_tasks: Option<String>,
+    /// SFT epochs over the demonstrations (with `--sft-tasks`).
+    #[arg(long, default_value_t = 2)]
+    pub sft_epochs: usize,
+    /// SFT learning rate (LoRA; with `--sft-tasks`).
+    #[arg(long, default_value_t = 1e-3)]
+    pub sft_lr: f64,
+    /// Test-split tasks of the MCTS evaluation (default: the `--eval-tasks`).
+    #[arg(long)]
+    pub mcts_eval_tasks: Option<String>,
 }
 
 /// One row of the results table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
-    /// Iteration (0 = the base model).
+    /// What was evaluated: `zero-shot`, `SFT`, `base` or `iteration N`.
+    #[serde(default)]
+    pub stage: String,
+    /// Iteration (0 = the model before any Agent Q iteration).
     pub iteration: usize,
     /// Greedy evaluation.
     pub greedy: RunSummary,
+    /// Wall seconds of the greedy evaluation (all invocations that finished).
+    #[serde(default)]
+    pub greedy_wall_s: f64,
     /// MCTS evaluation, if run.
     pub mcts: Option<RunSummary>,
+    /// Wall seconds of the MCTS evaluation.
+    #[serde(default)]
+    pub mcts_wall_s: f64,
     /// Pairs collected in this iteration (0 for the base row).
     pub pairs: usize,
     /// Adapters applied.
@@ -96,6 +114,25 @@ fn done(dir: &Path) -> bool {
 fn mark(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     trajectory::write_atomic(&dir.join("DONE"), b"")?;
+    Ok(())
+}
+
+/// Wall seconds recorded for a stage directory (0 when none).
+fn wall(dir: &Path) -> f64 {
+    std::fs::read_to_string(dir.join("WALL_S"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Runs a stage's command and adds its wall time to the stage's `WALL_S` (an invocation
+/// cut by a crash is not counted).
+fn timed(dir: &Path, args: &[String]) -> Result<()> {
+    let t = std::time::Instant::now();
+    agentq(args)?;
+    std::fs::create_dir_all(dir)?;
+    let total = wall(dir) + t.elapsed().as_secs_f64();
+    trajectory::write_atomic(&dir.join("WALL_S"), format!("{total:.1}\n").as_bytes())?;
     Ok(())
 }
 
@@ -123,11 +160,15 @@ fn model_args(a: &LoopArgs, adapters: &[PathBuf]) -> Vec<String> {
     v
 }
 
+/// Greedy (and MCTS) evaluation of the model `adapters` give into `dir/eval-*`, as a row.
 fn evaluate(
     a: &LoopArgs,
     dir: &Path,
     adapters: &[PathBuf],
-) -> Result<(RunSummary, Option<RunSummary>)> {
+    stage: &str,
+    iteration: usize,
+    pairs: usize,
+) -> Result<Row> {
     let g = dir.join("eval-greedy");
     if !done(&g) {
         let mut args = vec![
@@ -147,7 +188,7 @@ fn evaluate(
             s("--resume"),
         ];
         args.extend(model_args(a, adapters));
-        agentq(&args)?;
+        timed(&g, &args)?;
         mark(&g)?;
     }
     let greedy = RunSummary::of(&trajectory::load(&g)?.episodes);
@@ -173,7 +214,7 @@ fn evaluate(
                 s("--split"),
                 s("test"),
                 s("--tasks"),
-                a.eval_tasks.clone(),
+                a.mcts_eval_tasks.clone().unwrap_or(a.eval_tasks.clone()),
                 s("--max-steps"),
                 s(a.max_steps),
                 s("--parallel"),
@@ -183,14 +224,23 @@ fn evaluate(
                 s("--resume"),
             ];
             args.extend(model_args(a, adapters));
-            agentq(&args)?;
+            timed(&m, &args)?;
             mark(&m)?;
         }
         Some(RunSummary::of(&trajectory::load(&m)?.episodes))
     } else {
         None
     };
-    Ok((greedy, mcts))
+    Ok(Row {
+        stage: stage.to_string(),
+        iteration,
+        greedy,
+        greedy_wall_s: wall(&dir.join("eval-greedy")),
+        mcts,
+        mcts_wall_s: wall(&dir.join("eval-mcts")),
+        pairs,
+        adapters: adapters.to_vec(),
+    })
 }
 
 fn count_lines(p: &Path) -> usize {
@@ -207,12 +257,14 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
         "model": a.model, "k": a.k, "mcts_iterations": a.mcts_iterations, "depth_cap": a.depth_cap,
         "critic_scheme": a.critic_scheme, "max_steps": a.max_steps, "eval_mcts": a.eval_mcts,
         "dpo_epochs": a.dpo_epochs, "lr": a.lr, "beta": a.beta, "batch_size": a.batch_size,
-        "sft_tasks": a.sft_tasks,
+        "sft_tasks": a.sft_tasks, "sft_epochs": a.sft_epochs, "sft_lr": a.sft_lr,
+        "mcts_eval_tasks": a.mcts_eval_tasks,
     });
     trajectory::write_atomic(&a.out.join("loop.json"), &serde_json::to_vec_pretty(&cfg)?)?;
     let mut rows = Vec::new();
     let mut adapters: Vec<PathBuf> = Vec::new();
     if let Some(tasks) = &a.sft_tasks {
+        rows.push(evaluate(&a, &a.out.join("zero-shot"), &[], "zero-shot", 0, 0)?);
         let sft = a.out.join("sft");
         let demos = sft.join("demos.jsonl");
         let train = sft.join("train");
@@ -235,27 +287,23 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
                 s("--out"),
                 train.display().to_string(),
                 s("--lr"),
-                s(a.lr),
+                s(a.sft_lr),
+                s("--epochs"),
+                s(a.sft_epochs),
                 s("--batch-size"),
                 s(a.batch_size),
                 s("--max-prompt-tokens"),
                 s(768),
             ];
             args.extend(model_args(&a, &[]));
-            agentq(&args)?;
+            timed(&sft, &args)?;
             mark(&sft)?;
         }
         adapters.push(train);
     }
     let base = a.out.join("iter-0");
-    let (g, m) = evaluate(&a, &base, &adapters)?;
-    rows.push(Row {
-        iteration: 0,
-        greedy: g,
-        mcts: m,
-        pairs: 0,
-        adapters: adapters.clone(),
-    });
+    let stage0 = if a.sft_tasks.is_some() { "SFT" } else { "base" };
+    rows.push(evaluate(&a, &base, &adapters, stage0, 0, 0)?);
     for i in 1..=a.iterations {
         let dir = a.out.join(format!("iter-{i}"));
         // 1. Collect with the current model.
@@ -290,7 +338,7 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
                 s("--resume"),
             ];
             args.extend(model_args(&a, &adapters));
-            agentq(&args)?;
+            timed(&collect, &args)?;
             mark(&collect)?;
         }
         let pairs_file = collect.join("pairs.jsonl");
@@ -324,20 +372,20 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
                     s(i),
                 ];
                 args.extend(model_args(&a, &adapters));
-                agentq(&args)?;
+                timed(&train, &args)?;
                 mark(&train)?;
             }
             adapters.push(train.clone());
         }
         // 3. Evaluate.
-        let (g, m) = evaluate(&a, &dir, &adapters)?;
-        rows.push(Row {
-            iteration: i,
-            greedy: g,
-            mcts: m,
+        rows.push(evaluate(
+            &a,
+            &dir,
+            &adapters,
+            &format!("iteration {i}"),
+            i,
             pairs,
-            adapters: adapters.clone(),
-        });
+        )?);
     }
     write_results(&a.out, &rows)?;
     print_table(&rows)?;
@@ -357,15 +405,21 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
 fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
     trajectory::write_atomic(&out.join("results.json"), &serde_json::to_vec_pretty(rows)?)?;
     let mut md = String::from(
-        "| iteration | pairs | greedy score | greedy success | MCTS score | MCTS success |\n|---|---|---|---|---|---|\n",
+        "| stage | pairs | greedy tasks | greedy score | greedy success | greedy wall | MCTS tasks | MCTS score | MCTS success | MCTS wall |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {:.1} | {:.1}% | {} | {} |\n",
-            r.iteration,
+            "| {} | {} | {} | {:.1} | {:.1}% | {:.0} s | {} | {} | {} | {} |\n",
+            stage_name(r),
             r.pairs,
+            r.greedy.episodes,
             r.greedy.score,
             r.greedy.success_rate,
+            r.greedy_wall_s,
+            r.mcts
+                .as_ref()
+                .map(|m| m.episodes.to_string())
+                .unwrap_or("—".into()),
             r.mcts
                 .as_ref()
                 .map(|m| format!("{:.1}", m.score))
@@ -374,25 +428,31 @@ fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
                 .as_ref()
                 .map(|m| format!("{:.1}%", m.success_rate))
                 .unwrap_or("—".into()),
+            r.mcts
+                .as_ref()
+                .map(|_| format!("{:.0} s", r.mcts_wall_s))
+                .unwrap_or("—".into()),
         ));
     }
     trajectory::write_atomic(&out.join("results.md"), md.as_bytes())?;
+    // Rows in order on the x axis (zero-shot, SFT/base, iteration 1, …).
     let pts = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<(f64, f64)> {
         rows.iter()
-            .filter_map(|r| f(r).map(|y| (r.iteration as f64, y)))
+            .enumerate()
+            .filter_map(|(i, r)| f(r).map(|y| (i as f64, y)))
             .collect()
     };
     let mut svg =
         String::from("<svg xmlns='http://www.w3.org/2000/svg' width='740' height='190'><g>");
     svg.push_str(&report::line_chart(
-        "greedy success rate (%) by iteration",
-        "iteration",
+        "greedy success rate (%) by stage",
+        "stage",
         &pts(&|r| Some(r.greedy.success_rate)),
     ));
     svg.push_str("</g><g transform='translate(370,0)'>");
     svg.push_str(&report::line_chart(
-        "greedy score by iteration",
-        "iteration",
+        "greedy score by stage",
+        "stage",
         &pts(&|r| Some(r.greedy.score)),
     ));
     svg.push_str("</g></svg>\n");
@@ -400,18 +460,27 @@ fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
     Ok(())
 }
 
+/// A row's stage, also for `results.json` written before stages had names.
+fn stage_name(r: &Row) -> String {
+    if r.stage.is_empty() {
+        format!("iteration {}", r.iteration)
+    } else {
+        r.stage.clone()
+    }
+}
+
 fn print_table(rows: &[Row]) -> Result<()> {
     let mut o = std::io::stdout().lock();
     writeln!(
         o,
-        "{:>9} {:>6} {:>12} {:>14} {:>10} {:>12}",
-        "iteration", "pairs", "greedy score", "greedy success", "MCTS score", "MCTS success"
+        "{:>12} {:>6} {:>12} {:>14} {:>10} {:>12}",
+        "stage", "pairs", "greedy score", "greedy success", "MCTS score", "MCTS success"
     )?;
     for r in rows {
         writeln!(
             o,
-            "{:>9} {:>6} {:>12.1} {:>13.1}% {:>10} {:>12}",
-            r.iteration,
+            "{:>12} {:>6} {:>12.1} {:>13.1}% {:>10} {:>12}",
+            stage_name(r),
             r.pairs,
             r.greedy.score,
             r.greedy.success_rate,
@@ -469,5 +538,8 @@ pub fn quickstart(q: QuickstartArgs) -> Result<()> {
         batch_size: 4,
         parallel: 2,
         sft_tasks: None,
+        sft_epochs: 2,
+        sft_lr: 1e-3,
+        mcts_eval_tasks: None,
     })
 }

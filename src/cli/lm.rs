@@ -144,6 +144,9 @@ pub struct LmScoreArgs {
 pub enum BenchCommand {
     /// Prompt tokens/s, generation tokens/s and the time to score 10 candidates.
     Lm(BenchLmArgs),
+    /// Seconds per DPO update and peak memory on one preference pair (prompt shared by
+    /// both responses; LoRA or full fine-tuning).
+    Dpo(super::train::BenchDpoArgs),
 }
 
 /// Arguments of `agentq model fetch`.
@@ -240,6 +243,7 @@ pub fn lm(cmd: LmCommand) -> Result<()> {
 pub fn bench(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Lm(a) => bench_lm(a),
+        BenchCommand::Dpo(a) => super::train::bench_dpo(a),
     }
 }
 
@@ -420,6 +424,16 @@ fn score(a: LmScoreArgs) -> Result<()> {
 
 /// A synthetic web-page prompt of about `n` tokens (ChatML, assistant turn open).
 fn bench_prompt(engine: &Engine, n: usize) -> Result<String> {
+    synthetic_page_prompt(engine.chat(), engine.tokenizer(), n)
+}
+
+/// A synthetic web-page prompt of at least `n` tokens (ChatML, assistant turn open): a
+/// results list of wireless mice, as in the reference measurements.
+pub(super) fn synthetic_page_prompt(
+    chat: &crate::lm::chat::ChatTemplate,
+    tokenizer: &crate::lm::tokenizer::Tokenizer,
+    n: usize,
+) -> Result<String> {
     let mut lines = Vec::new();
     let mut i = 0;
     loop {
@@ -434,7 +448,7 @@ fn bench_prompt(engine: &Engine, n: usize) -> Result<String> {
         }
         i += 1;
         let page = lines.join("\n");
-        let prompt = engine.chat().render(
+        let prompt = chat.render(
             &[
                 ChatMessage::new("system", "You are a web agent. Answer with one action."),
                 ChatMessage::new(
@@ -444,7 +458,7 @@ fn bench_prompt(engine: &Engine, n: usize) -> Result<String> {
             ],
             true,
         )?;
-        if engine.tokenizer().encode(&prompt)?.len() >= n || i > 10_000 {
+        if tokenizer.encode(&prompt)?.len() >= n || i > 10_000 {
             return Ok(prompt);
         }
     }

@@ -3,6 +3,7 @@
 //! Invariant: `train` never runs an environment; it reads trajectories, pairs and
 //! demonstrations and writes weights and metrics.
 
+pub mod bench;
 pub mod data;
 pub mod dpo;
 pub mod llama;

@@ -218,6 +218,11 @@ impl Trainable {
         }
     }
 
+    /// The variables being trained, by name.
+    pub fn vars(&self) -> &[(String, Var)] {
+        &self.vars
+    }
+
     /// Parameter count.
     pub fn n_params(&self) -> usize {
         self.vars.iter().map(|(_, v)| v.elem_count()).sum()

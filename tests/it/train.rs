@@ -211,6 +211,9 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
         "1",
         "--sft-tasks",
         "0..2",
+        "--eval-mcts",
+        "--mcts-eval-tasks",
+        "1..2",
         "--model",
         model.to_str().unwrap(),
         "--out",
@@ -222,17 +225,30 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
     let log = String::from_utf8_lossy(&first.stderr).into_owned();
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    let stages: Vec<&str> = rows.iter().map(|r| r["stage"].as_str().unwrap()).collect();
     assert_eq!(
-        rows.as_array().unwrap().len(),
-        2,
-        "base row + one iteration"
+        stages,
+        ["zero-shot", "SFT", "iteration 1"],
+        "zero-shot, SFT and one iteration"
     );
+    for r in rows {
+        assert_eq!(r["greedy"]["episodes"], 1);
+        assert_eq!(r["mcts"]["episodes"], 1, "one MCTS task: {r}");
+        assert!(r["greedy_wall_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(std::fs::read_to_string(out.join("results.md"))
+        .unwrap()
+        .contains("| zero-shot |"));
+    let mcts_run = agentq::trajectory::load(&out.join("iter-1/eval-mcts")).unwrap();
+    assert_eq!(mcts_run.episodes[0].header.task, "test:1", "--mcts-eval-tasks is used");
     assert!(out.join("results.svg").exists() && out.join("results.md").exists());
     assert!(
         out.join("sft/train/latest").exists(),
         "the SFT warm start ran: {log}"
     );
     for stage in [
+        "zero-shot/eval-greedy",
         "sft",
         "iter-0/eval-greedy",
         "iter-1/collect",
