@@ -264,7 +264,14 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut adapters: Vec<PathBuf> = Vec::new();
     if let Some(tasks) = &a.sft_tasks {
-        rows.push(evaluate(&a, &a.out.join("zero-shot"), &[], "zero-shot", 0, 0)?);
+        rows.push(evaluate(
+            &a,
+            &a.out.join("zero-shot"),
+            &[],
+            "zero-shot",
+            0,
+            0,
+        )?);
         let sft = a.out.join("sft");
         let demos = sft.join("demos.jsonl");
         let train = sft.join("train");

@@ -452,9 +452,11 @@ pub fn bench_dpo(a: BenchDpoArgs) -> Result<()> {
     };
     let pb = indicatif::ProgressBar::new(a.steps as u64);
     pb.set_style(
-        indicatif::ProgressStyle::with_template("dpo [{bar:30}] {pos}/{len} steps {msg} ({elapsed})")
-            .expect("invariant: static template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "dpo [{bar:30}] {pos}/{len} steps {msg} ({elapsed})",
+        )
+        .expect("invariant: static template")
+        .progress_chars("=> "),
     );
     let baseline_mib = proc_status_mib("VmRSS:");
     reset_peak_rss();
@@ -479,7 +481,11 @@ pub fn bench_dpo(a: BenchDpoArgs) -> Result<()> {
         v.get(v.len() / 2).copied()
     };
     let med = median(&rest).unwrap_or(steps[0].total_s());
-    let ops = if a.composite { "composite" } else { "training ops" };
+    let ops = if a.composite {
+        "composite"
+    } else {
+        "training ops"
+    };
     let mode = if a.full {
         "full".to_string()
     } else {

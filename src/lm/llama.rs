@@ -552,7 +552,11 @@ impl Llama {
                     candle_nn::rotary_emb::rope(&q, &cos, &sin)?,
                     candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
                 ),
-                Ops::Differentiable | Ops::Train => (
+                Ops::Train => (
+                    super::ops::rope(&q, &cos, &sin)?,
+                    super::ops::rope(&k, &cos, &sin)?,
+                ),
+                Ops::Differentiable => (
                     candle_nn::rotary_emb::rope_slow(&q, &cos, &sin)?,
                     candle_nn::rotary_emb::rope_slow(&k, &cos, &sin)?,
                 ),
@@ -563,32 +567,31 @@ impl Llama {
             };
             cache.layers[i] = Some((k.clone(), v.clone()));
             let kv_len = pos + t;
-            // Grouped-query attention without copying K/V: fold the query heads that share
-            // a K/V head into the sequence dimension.
-            let rep = nh / nkv;
-            let qg = (q * (1.0 / (hd as f64).sqrt()))?.reshape((b, nkv, rep * t, hd))?;
-            let att = qg
-                .matmul(&k.t()?.contiguous()?)?
-                .reshape((b, nh, t, kv_len))?;
-            let att = match ops {
-                Ops::Train => super::ops::causal_softmax(&att, pos)?,
-                _ => {
-                    let att = match &mask {
-                        Some(m) => att.broadcast_add(m)?,
-                        None => att,
-                    };
-                    match ops {
-                        Ops::Fast => candle_nn::ops::softmax_last_dim(&att)?,
-                        _ => candle_nn::ops::softmax(&att, D::Minus1)?,
-                    }
-                }
+            let q = (q * (1.0 / (hd as f64).sqrt()))?;
+            let y = if ops == Ops::Train {
+                // Fused, with a backward that recomputes the probabilities.
+                super::ops::causal_attention(&q, &k, &v, pos)?
+            } else {
+                // Grouped-query attention without copying K/V: fold the query heads that
+                // share a K/V head into the sequence dimension.
+                let rep = nh / nkv;
+                let att = q
+                    .reshape((b, nkv, rep * t, hd))?
+                    .matmul(&k.t()?.contiguous()?)?
+                    .reshape((b, nh, t, kv_len))?;
+                let att = match &mask {
+                    Some(m) => att.broadcast_add(m)?,
+                    None => att,
+                };
+                let att = match ops {
+                    Ops::Fast => candle_nn::ops::softmax_last_dim(&att)?,
+                    _ => candle_nn::ops::softmax(&att, D::Minus1)?,
+                };
+                att.reshape((b, nkv, rep * t, kv_len))?
+                    .matmul(&v)?
+                    .reshape((b, nh, t, hd))?
             };
-            let y = att
-                .reshape((b, nkv, rep * t, kv_len))?
-                .matmul(&v)?
-                .reshape((b, nh, t, hd))?
-                .transpose(1, 2)?
-                .reshape((b, t, nh * hd))?;
+            let y = y.transpose(1, 2)?.reshape((b, t, nh * hd))?;
             h = (h + blk.o.forward_adapted(&y, ops, ad)?)?;
             let x = self.rms(&h, &blk.ffn_norm, ops)?;
             let m = (blk.gate.forward_adapted(&x, ops, ad)?.silu()?
@@ -603,7 +606,8 @@ impl Llama {
         let eps = self.cfg.rms_norm_eps as f32;
         match ops {
             Ops::Fast => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps),
-            Ops::Differentiable | Ops::Train => candle_nn::ops::rms_norm_slow(x, w, eps),
+            Ops::Train => super::ops::rms_norm(x, w, eps),
+            Ops::Differentiable => candle_nn::ops::rms_norm_slow(x, w, eps),
         }
     }
 }

@@ -51,7 +51,8 @@ pub fn dpo_steps<M: TrainModel + ?Sized>(
     let mut out = Vec::with_capacity(steps);
     for i in 0..steps {
         let t = Instant::now();
-        let logits = model.continuation_logits(prompt, &[chosen, rejected], trainable.lora.as_ref())?;
+        let logits =
+            model.continuation_logits(prompt, &[chosen, rejected], trainable.lora.as_ref())?;
         let pc = sequence_logprob(&logits[0], chosen)?;
         let pr = sequence_logprob(&logits[1], rejected)?;
         let (rc, rr) = match refs {

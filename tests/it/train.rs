@@ -241,7 +241,10 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
         .unwrap()
         .contains("| zero-shot |"));
     let mcts_run = agentq::trajectory::load(&out.join("iter-1/eval-mcts")).unwrap();
-    assert_eq!(mcts_run.episodes[0].header.task, "test:1", "--mcts-eval-tasks is used");
+    assert_eq!(
+        mcts_run.episodes[0].header.task, "test:1",
+        "--mcts-eval-tasks is used"
+    );
     assert!(out.join("results.svg").exists() && out.join("results.md").exists());
     assert!(
         out.join("sft/train/latest").exists(),
