@@ -4,21 +4,22 @@
 
 use candle_core::{DType, Device, Result, Tensor, D};
 
+/// Log-probs `[n]` of `targets` given `logits` (`[n, vocab]`, row `i` predicting
+/// `targets[i]`): [`crate::lm::llama::token_logprobs`] on a batch of one.
+fn per_token(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
+    let idx = Tensor::from_slice(targets, (1, targets.len()), logits.device())?;
+    crate::lm::llama::token_logprobs(&logits.to_dtype(DType::F32)?.unsqueeze(0)?, &idx)?.squeeze(0)
+}
+
 /// Sum of the log-probs of `targets` given `logits` (`[n, vocab]`, row `i` predicting
 /// `targets[i]`); differentiable.
 pub fn sequence_logprob(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
-    let n = targets.len();
-    let lp = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
-    let idx = Tensor::from_slice(targets, (n, 1), logits.device())?;
-    lp.gather(&idx, 1)?.sum_all()
+    per_token(logits, targets)?.sum_all()
 }
 
 /// Per-token log-probs of `targets` given `logits` (`[n, vocab]`), as plain numbers.
 pub fn token_logprobs(logits: &Tensor, targets: &[u32]) -> Result<Vec<f32>> {
-    let n = targets.len();
-    let lp = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
-    let idx = Tensor::from_slice(targets, (n, 1), logits.device())?;
-    lp.gather(&idx, 1)?.flatten_all()?.to_vec1::<f32>()
+    per_token(logits, targets)?.to_vec1::<f32>()
 }
 
 /// `softplus(x) = log(1 + e^x)`, computed stably (`relu(x) + log(1 + e^{-|x|})`).

@@ -256,11 +256,20 @@ impl Trainable {
     }
 }
 
-/// Writes `tensors` as safetensors to `path` atomically.
+/// Writes `tensors` as safetensors to `path` atomically (temporary file, synced, renamed).
 pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
     let tmp = path.with_extension("safetensors.tmp");
     candle_core::safetensors::save(tensors, &tmp)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+/// Writes `bytes` to `path` atomically, errors naming the path.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    crate::store::catalog::write_atomic(path, bytes)
+        .map_err(|e| io(path, std::io::Error::other(e.to_string())))
 }
 
 /// Reads a safetensors file.
@@ -307,13 +316,11 @@ fn write_checkpoint(
     let (opt_state, _) = opt.state();
     save_tensors(&opt_state, &dir.join("optimizer.safetensors"))?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| TrainError::Invalid(e.to_string()))?;
-    crate::store::catalog::write_atomic(&dir.join("state.json"), &json)
-        .map_err(|e| TrainError::Invalid(e.to_string()))?;
-    crate::store::catalog::write_atomic(
+    write_atomic(&dir.join("state.json"), &json)?;
+    write_atomic(
         &out.join("latest"),
         format!("checkpoint-{}\n", state.step).as_bytes(),
-    )
-    .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    )?;
     // Older checkpoints are superseded.
     if let Ok(rd) = std::fs::read_dir(out) {
         for e in rd.flatten() {
@@ -565,8 +572,7 @@ fn reference_logprobs<M: TrainModel + ?Sized>(
         });
     }
     let json = serde_json::to_vec(&v).map_err(|e| TrainError::Invalid(e.to_string()))?;
-    crate::store::catalog::write_atomic(&cache, &json)
-        .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    write_atomic(&cache, &json)?;
     Ok(v)
 }
 
