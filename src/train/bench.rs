@@ -96,3 +96,43 @@ fn trainable_vars(t: &Trainable) -> Vec<(String, candle_core::Var)> {
 fn scalar(t: &candle_core::Tensor) -> Result<f64> {
     Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lm::llama::Ops;
+    use crate::train::llama::LlamaTrainModel;
+
+    #[test]
+    fn timed_dpo_steps_lower_the_loss() {
+        let e = crate::lm::tiny::engine(3, false).unwrap();
+        let tm = LlamaTrainModel {
+            model: e.model(),
+            tokenizer: e.tokenizer(),
+            ops: Ops::Train,
+        };
+        let p = tm.encode("You are a web agent. Buy the mouse.").unwrap();
+        let (c, r) = (
+            tm.encode("click[Buy Now]").unwrap(),
+            tm.encode("click[Next >]").unwrap(),
+        );
+        let cfg = TrainConfig {
+            optim: crate::train::optim::AdamWConfig {
+                lr: 1e-2,
+                warmup_steps: 0,
+                ..Default::default()
+            },
+            batch_size: 1,
+            ..TrainConfig::default()
+        };
+        let mut seen = 0;
+        let steps = dpo_steps(&tm, &p, &c, &r, &cfg, 4, |_, _| seen += 1).unwrap();
+        assert_eq!((steps.len(), seen), (4, 4));
+        assert!((steps[0].loss - std::f64::consts::LN_2).abs() < 1e-6);
+        assert!(steps[3].loss < steps[0].loss, "{steps:?}");
+        assert!(steps
+            .iter()
+            .all(|s| s.forward_s > 0.0 && s.backward_s > 0.0));
+        assert!(dpo_steps(&tm, &[], &c, &r, &cfg, 1, |_, _| ()).is_err());
+    }
+}

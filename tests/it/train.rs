@@ -286,3 +286,46 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
     assert_eq!(eps_after.len(), 1);
     assert!(again.contains("greedy score"));
 }
+
+#[test]
+fn bench_dpo_reports_times_and_peak_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    agentq::lm::tiny::write_dir(&model, 2).unwrap();
+    let out = ok_stdout(&agentq(
+        &root(),
+        &[
+            "bench",
+            "dpo",
+            "--model",
+            model.to_str().unwrap(),
+            "--tokens",
+            "48",
+            "--steps",
+            "2",
+            "--json",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["steps"].as_array().unwrap().len(), 2);
+    let total = v["prompt_tokens"].as_u64().unwrap() + v["chosen_tokens"].as_u64().unwrap();
+    assert_eq!(total, 48, "{v}");
+    assert!(v["median_s_per_pair_after_first"].as_f64().unwrap() > 0.0);
+    if cfg!(target_os = "linux") {
+        assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
+    }
+    // Nonsense sizes are errors, not panics.
+    let bad = agentq(
+        &root(),
+        &[
+            "bench",
+            "dpo",
+            "--model",
+            model.to_str().unwrap(),
+            "--tokens",
+            "3",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--tokens"));
+}
