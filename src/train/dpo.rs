@@ -2,7 +2,7 @@
 //! metrics) and SFT negative log-likelihood. Model-independent: they take logits and token
 //! ids, so any differentiable model can be trained with them.
 
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor};
 
 /// Log-probs `[n]` of `targets` given `logits` (`[n, vocab]`, row `i` predicting
 /// `targets[i]`): [`crate::lm::llama::token_logprobs`] on a batch of one.
