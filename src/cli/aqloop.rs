@@ -3,10 +3,11 @@
 //! default fixtures, print the before/after table and the report's path).
 //!
 //! Every stage is an ordinary agentq command run with `--resume` into its own directory
-//! (`OUT/iter-N/{collect,train,eval-greedy,eval-mcts}`) and marked done by an empty `DONE`
-//! file once it finished, so a loop cut at any point resumes where it stopped. The reference
-//! model of iteration N's DPO is the model that collected its data (base + the adapters of
-//! iterations before N).
+//! (`OUT/{zero-shot,sft}`, `OUT/iter-N/{collect,train,eval-greedy,eval-mcts}`) and marked
+//! done by an empty `DONE` file once it finished (its wall time in `WALL_S`), so a loop cut
+//! at any point resumes where it stopped; `results.*` are rewritten after every evaluated
+//! row. The reference model of iteration N's DPO is the model that collected its data (base
+//! + the adapters of iterations before N).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -272,6 +273,7 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
             0,
             0,
         )?);
+        write_results(&a.out, &rows)?;
         let sft = a.out.join("sft");
         let demos = sft.join("demos.jsonl");
         let train = sft.join("train");
@@ -311,6 +313,7 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
     let base = a.out.join("iter-0");
     let stage0 = if a.sft_tasks.is_some() { "SFT" } else { "base" };
     rows.push(evaluate(&a, &base, &adapters, stage0, 0, 0)?);
+    write_results(&a.out, &rows)?;
     for i in 1..=a.iterations {
         let dir = a.out.join(format!("iter-{i}"));
         // 1. Collect with the current model.
@@ -393,8 +396,9 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
             i,
             pairs,
         )?);
+        // The table so far, so a long loop shows its finished rows.
+        write_results(&a.out, &rows)?;
     }
-    write_results(&a.out, &rows)?;
     print_table(&rows)?;
     let rep = super::runs::write_report(&a.out.join("iter-0").join("eval-greedy"), None).ok();
     let last = a
