@@ -523,12 +523,28 @@ pub struct QuickstartArgs {
     /// Agent Q iterations.
     #[arg(long, default_value_t = 1)]
     pub iterations: usize,
+    /// Model (GGUF file or HF directory; default: SmolLM2, fetched when missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Fine-tune on oracle demonstrations of these train tasks first (SFT warm start; adds
+    /// a zero-shot row).
+    #[arg(long)]
+    pub sft_tasks: Option<String>,
+    /// Also evaluate with MCTS (search with a verifier).
+    #[arg(long)]
+    pub eval_mcts: bool,
+    /// Step limit of evaluation episodes.
+    #[arg(long, default_value_t = 8)]
+    pub max_steps: usize,
+    /// Parallel episodes/trees.
+    #[arg(long, default_value_t = 2)]
+    pub parallel: usize,
 }
 
 /// `agentq quickstart`.
 pub fn quickstart(q: QuickstartArgs) -> Result<()> {
     let model = super::lmargs::default_model_path();
-    if !model.exists() {
+    if q.model.is_none() && !model.exists() {
         agentq(&[s("model"), s("fetch"), s("smollm2")])?;
     }
     run_loop(LoopArgs {
@@ -536,19 +552,19 @@ pub fn quickstart(q: QuickstartArgs) -> Result<()> {
         train_tasks: q.train_tasks,
         eval_tasks: q.eval_tasks,
         out: q.out,
-        model: None,
+        model: q.model,
         k: 3,
         mcts_iterations: 3,
         depth_cap: 6,
         critic_scheme: "logprob".into(),
-        max_steps: 8,
-        eval_mcts: false,
+        max_steps: q.max_steps,
+        eval_mcts: q.eval_mcts,
         dpo_epochs: 2,
         lr: 5e-4,
         beta: 0.1,
         batch_size: 4,
-        parallel: 2,
-        sft_tasks: None,
+        parallel: q.parallel,
+        sft_tasks: q.sft_tasks,
         sft_epochs: 2,
         sft_lr: 1e-3,
         mcts_eval_tasks: None,

@@ -329,3 +329,53 @@ fn bench_dpo_reports_times_and_peak_memory() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--tokens"));
 }
+
+#[test]
+fn quickstart_runs_on_a_given_model_and_prints_the_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    agentq::lm::tiny::write_dir(&model, 5).unwrap();
+    let cfg_path = model.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["max_position_embeddings"] = 4096.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let out = tmp.path().join("qs");
+    let run = agentq(
+        &root(),
+        &[
+            "quickstart",
+            "--model",
+            model.to_str().unwrap(),
+            "--train-tasks",
+            "0..1",
+            "--eval-tasks",
+            "0..2",
+            "--max-steps",
+            "3",
+            "--parallel",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let table = ok_stdout(&run);
+    assert!(
+        table.contains("base") && table.contains("iteration 1"),
+        "{table}"
+    );
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("report.html"),
+        "the report path is printed: {err}"
+    );
+    assert!(
+        !err.contains("model fetch"),
+        "a given model is not fetched: {err}"
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for r in rows.as_array().unwrap() {
+        assert_eq!(r["greedy"]["episodes"], 2, "{r}");
+    }
+}
