@@ -333,7 +333,9 @@ impl Llama {
                         .insert(name.clone(), var);
                     tensor
                 }
-                None => t,
+                // Constants: a weight computed from variables (a merged adapter) must not
+                // carry their graph into the model.
+                None => t.detach(),
             };
             kept.insert(name, t);
         }

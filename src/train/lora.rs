@@ -54,7 +54,9 @@ impl LoraLayer {
     /// `W + (α/r)·B A`, the merged weight.
     pub fn merge(&self, w: &Tensor) -> Result<Tensor> {
         let ba = self.b.as_tensor().matmul(self.a.as_tensor())?;
-        w + (ba * self.scale)?.to_dtype(w.dtype())?
+        // A constant: the merged weight must not carry the adapters' graph into training
+        // (a frozen weight that tracks variables breaks backward passes that skip it).
+        Ok((w + (ba * self.scale)?.to_dtype(w.dtype())?)?.detach())
     }
 }
 
@@ -209,6 +211,10 @@ mod tests {
             .max_all()
             .unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        assert!(
+            !l.merge(&w).unwrap().track_op(),
+            "a merged weight is a constant, not a function of the adapters"
+        );
         // Same seed, same init.
         let again = Lora::new(
             &shapes,

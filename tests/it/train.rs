@@ -97,6 +97,9 @@ fn train_sft_and_dpo_then_evaluate_with_the_adapter() {
             pairs.to_str().unwrap(),
             "--out",
             dpo.to_str().unwrap(),
+            // From the SFT model, as the loop does (merged adapters are constants).
+            "--adapter",
+            sft.to_str().unwrap(),
             "--epochs",
             "4",
             "--batch-size",
