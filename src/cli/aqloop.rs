@@ -150,6 +150,24 @@ fn s(x: impl ToString) -> String {
     x.to_string()
 }
 
+/// The search settings shared by collection and MCTS evaluation (LLM proposer and critic).
+fn search_args(a: &LoopArgs) -> Vec<String> {
+    vec![
+        s("--proposer"),
+        s("llm"),
+        s("--critic"),
+        s("llm"),
+        s("--critic-scheme"),
+        a.critic_scheme.clone(),
+        s("--k"),
+        s(a.k),
+        s("--iterations"),
+        s(a.mcts_iterations),
+        s("--depth-cap"),
+        s(a.depth_cap),
+    ]
+}
+
 fn model_args(a: &LoopArgs, adapters: &[PathBuf]) -> Vec<String> {
     let mut v = Vec::new();
     if let Some(m) = &a.model {
@@ -196,22 +214,9 @@ fn evaluate(
     let mcts = if a.eval_mcts {
         let m = dir.join("eval-mcts");
         if !done(&m) {
-            let mut args = vec![
-                s("eval"),
-                s("--agent"),
-                s("mcts"),
-                s("--proposer"),
-                s("llm"),
-                s("--critic"),
-                s("llm"),
-                s("--critic-scheme"),
-                a.critic_scheme.clone(),
-                s("--k"),
-                s(a.k),
-                s("--iterations"),
-                s(a.mcts_iterations),
-                s("--depth-cap"),
-                s(a.depth_cap),
+            let mut args = vec![s("eval"), s("--agent"), s("mcts")];
+            args.extend(search_args(a));
+            args.extend([
                 s("--split"),
                 s("test"),
                 s("--tasks"),
@@ -223,7 +228,7 @@ fn evaluate(
                 s("--out"),
                 m.display().to_string(),
                 s("--resume"),
-            ];
+            ]);
             args.extend(model_args(a, adapters));
             timed(&m, &args)?;
             mark(&m)?;
@@ -319,24 +324,13 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
         // 1. Collect with the current model.
         let collect = dir.join("collect");
         if !done(&collect) {
-            let mut args = vec![
-                s("collect"),
-                s("--proposer"),
-                s("llm"),
-                s("--critic"),
-                s("llm"),
-                s("--critic-scheme"),
-                a.critic_scheme.clone(),
+            let mut args = vec![s("collect")];
+            args.extend(search_args(&a));
+            args.extend([
                 s("--split"),
                 s("train"),
                 s("--tasks"),
                 a.train_tasks.clone(),
-                s("--k"),
-                s(a.k),
-                s("--iterations"),
-                s(a.mcts_iterations),
-                s("--depth-cap"),
-                s(a.depth_cap),
                 s("--max-steps"),
                 s(a.max_steps),
                 s("--parallel"),
@@ -346,7 +340,7 @@ pub fn run_loop(a: LoopArgs) -> Result<()> {
                 s("--out"),
                 collect.display().to_string(),
                 s("--resume"),
-            ];
+            ]);
             args.extend(model_args(&a, &adapters));
             timed(&collect, &args)?;
             mark(&collect)?;

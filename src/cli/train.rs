@@ -211,6 +211,14 @@ pub fn train_cmd(c: TrainCommand) -> Result<()> {
     }
 }
 
+/// `q,v` → the LoRA target names.
+fn lora_targets(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 fn run(a: TrainArgs, method: Method) -> Result<()> {
     let path = model_path(&a.model)?;
     let dev = candle_core::Device::Cpu;
@@ -234,12 +242,7 @@ fn run(a: TrainArgs, method: Method) -> Result<()> {
         lora: (!a.full).then(|| LoraConfig {
             rank: a.lora_rank,
             alpha: a.lora_alpha,
-            targets: a
-                .lora_targets
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            targets: lora_targets(&a.lora_targets),
             seed: a.seed,
         }),
         optim: AdamWConfig {
@@ -425,12 +428,7 @@ pub fn bench_dpo(a: BenchDpoArgs) -> Result<()> {
         lora: (!a.full).then(|| LoraConfig {
             rank: a.lora_rank,
             alpha: 2.0 * a.lora_rank as f64,
-            targets: a
-                .lora_targets
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            targets: lora_targets(&a.lora_targets),
             seed: 0,
         }),
         optim: AdamWConfig {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::dpo::{dpo_loss, sequence_logprob};
 use super::optim::{AdamW, Grads};
-use super::trainer::{Result, TrainConfig, TrainError, TrainModel, Trainable};
+use super::trainer::{scalar, Result, TrainConfig, TrainError, TrainModel, Trainable};
 
 /// Seconds and loss of one DPO update.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -46,7 +46,7 @@ pub fn dpo_steps<M: TrainModel + ?Sized>(
         ));
     }
     let trainable = Trainable::new(model, config)?;
-    let mut opt = AdamW::new(trainable_vars(&trainable), config.optim)?;
+    let mut opt = AdamW::new(trainable.vars().to_vec(), config.optim)?;
     let mut refs: Option<(f64, f64)> = None;
     let mut out = Vec::with_capacity(steps);
     for i in 0..steps {
@@ -87,14 +87,6 @@ pub fn dpo_steps<M: TrainModel + ?Sized>(
         out.push(st);
     }
     Ok(out)
-}
-
-fn trainable_vars(t: &Trainable) -> Vec<(String, candle_core::Var)> {
-    t.vars().to_vec()
-}
-
-fn scalar(t: &candle_core::Tensor) -> Result<f64> {
-    Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
 }
 
 #[cfg(test)]

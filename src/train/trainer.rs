@@ -336,7 +336,8 @@ fn write_checkpoint(
 /// Called after each optimiser step with (step, total steps, the logged entry).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, &Entry);
 
-fn scalar(t: &Tensor) -> Result<f64> {
+/// The value of a one-element tensor.
+pub(crate) fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
 }
 

@@ -15,14 +15,7 @@ fn log_losses(dir: &std::path::Path) -> Vec<f64> {
 #[test]
 fn train_sft_and_dpo_then_evaluate_with_the_adapter() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny");
-    agentq::lm::tiny::write_dir(&model, 3).unwrap();
-    // Store pages are long in the tiny tokenizer's tokens: widen the context.
-    let cfg_path = model.join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    cfg["max_position_embeddings"] = 4096.into();
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let model = tiny_model_with_long_context(tmp.path(), 3);
     let m = model.to_str().unwrap();
     // SFT on a few oracle demonstrations, in two runs (stop after 2 steps, then resume).
     let demos = tmp.path().join("demos.jsonl");
@@ -185,16 +178,23 @@ fn train_sft_and_dpo_then_evaluate_with_the_adapter() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nonexistent"));
 }
 
-#[test]
-fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny");
-    agentq::lm::tiny::write_dir(&model, 4).unwrap();
+/// A tiny model directory under `dir` whose context fits whole WebShop prompts (store pages
+/// are long in the tiny tokenizer's tokens).
+fn tiny_model_with_long_context(dir: &std::path::Path, seed: u64) -> std::path::PathBuf {
+    let model = dir.join("tiny");
+    agentq::lm::tiny::write_dir(&model, seed).unwrap();
     let cfg_path = model.join("config.json");
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     cfg["max_position_embeddings"] = 4096.into();
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    model
+}
+
+#[test]
+fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model_with_long_context(tmp.path(), 4);
     let out = tmp.path().join("loop");
     let args = [
         "loop",
@@ -336,13 +336,7 @@ fn bench_dpo_reports_times_and_peak_memory() {
 #[test]
 fn quickstart_runs_on_a_given_model_and_prints_the_table() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny");
-    agentq::lm::tiny::write_dir(&model, 5).unwrap();
-    let cfg_path = model.join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    cfg["max_position_embeddings"] = 4096.into();
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let model = tiny_model_with_long_context(tmp.path(), 5);
     let out = tmp.path().join("qs");
     let run = agentq(
         &root(),
