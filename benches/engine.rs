@@ -8,7 +8,9 @@ use agentq::store::{fixtures, reward, Catalog, SearchIndex};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn catalogs() -> Vec<(&'static str, Catalog)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("webshop-fixtures");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join("webshop-fixtures");
     let default = Catalog::load_dir(&dir).expect("committed fixtures load");
     let big = fixtures::generate(50_000, 2_000, 7).expect("generate 50k catalog");
     vec![("fixtures", default), ("50k", big)]

@@ -156,7 +156,9 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("webshop-fixtures");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join("webshop-fixtures");
     let store = Arc::new(Store::new(Arc::new(
         Catalog::load_dir(&dir).expect("committed fixtures load"),
     )));

@@ -53,7 +53,7 @@ async fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let cat = Catalog::load_dir(&root.join("webshop-fixtures")).expect("fixtures");
     let store = Arc::new(Store::new(Arc::new(cat)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

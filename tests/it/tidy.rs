@@ -16,7 +16,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn sources() -> Vec<(PathBuf, String)> {
     let root = crate::util::root();
     let mut files = Vec::new();
-    for d in ["src", "tests", "benches"] {
+    for d in ["crates", "tests", "benches", "examples"] {
         rust_files(&root.join(d), &mut files);
     }
     files.sort();
@@ -67,7 +67,7 @@ fn store_depends_on_nothing_else_in_the_crate() {
 fn only_cli_prints_or_uses_anyhow() {
     for (p, s) in sources() {
         let path = p.to_string_lossy();
-        if !path.contains("/src/") || path.contains("/src/cli/") || path.ends_with("main.rs") {
+        if !path.contains("/crates/") || path.contains("/crates/cli/") {
             continue;
         }
         for (i, line) in s.lines().enumerate() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden outputs for `src/env/observe.rs`, computed with WebShop's own observation code.
+"""Golden outputs for `crates/env/src/observe.rs`, computed with WebShop's own observation code.
 
 The functions `tag_visible`, `convert_html_to_text` and `get_available_actions` below are
 copied from princeton-nlp/WebShop `web_agent_site/envs/web_agent_text_env.py` (only `self`

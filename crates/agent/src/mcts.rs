@@ -1,0 +1,1028 @@
+//! Monte Carlo tree search over web pages, Agent Q style: the policy proposes K actions at a
+//! new node, the critic ranks them (rank → Q̂), children are tried first in critic order and
+//! then by UCB1, rollouts run the policy to a terminal page or the depth cap, and terminal
+//! values are backed up as running means.
+//!
+//! The tree is an arena (`Vec<Node>`, indices). A node is a (history, page): the path of
+//! actions from the root and the page they lead to. Every reached node keeps an
+//! [`env::Snapshot`]; branching restores it (`Env::restore`), never replays from the root.
+//! The search draws no randomness of its own: ties go to the critic's order, and the
+//! policy's contexts carry explicit seeds (expansion: the episode seed; rollout `i`: a seed
+//! derived from [`MctsConfig::seed`] and `i`), so identical seeds give identical trees.
+//!
+//! Values: [`ValueMode::Env`] uses the environment's terminal reward (at test time this is
+//! search with a verifier, and is labelled so); [`ValueMode::Critic`] uses the critic's
+//! judgement of the final page and no environment reward (honest test-time search).
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::critic::{q_hat, repair_ranking, Critic};
+use super::{episode_id, header, EpisodeMeta, Result};
+use crate::policy::{self, Candidate, Context, Policy, Proposal, Turn};
+use agentq_core::rng::Rng;
+use agentq_env::{self as env, Action, Env, Observation, Snapshot, StepInfo, TaskRef};
+use agentq_trajectory::report::TreeNode;
+use agentq_trajectory::{CandidateRecord, Episode, StepRecord, Summary, Timings};
+
+/// Where terminal values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueMode {
+    /// The environment's reward at the end of a rollout (Agent Q). At test time this is
+    /// search with a verifier.
+    Env,
+    /// The critic's self-evaluation of the final page ([`Critic::judge`]); the environment's
+    /// reward is never read during search.
+    Critic,
+}
+
+impl ValueMode {
+    /// The label written into run configurations and summaries.
+    pub fn label(self) -> &'static str {
+        match self {
+            ValueMode::Env => "env (terminal reward from the environment: search with a verifier)",
+            ValueMode::Critic => {
+                "critic (self-evaluation of the final page: no environment reward)"
+            }
+        }
+    }
+}
+
+/// How an environment reward becomes a terminal value (with [`ValueMode::Env`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TerminalReward {
+    /// 1 for a purchase with reward 1.0, else 0 (Agent Q).
+    Success,
+    /// WebShop's partial score in [0, 1] (LATS-style).
+    Partial,
+}
+
+/// Settings of one search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MctsConfig {
+    /// Iterations (selection → expansion → rollout → backup) per task. Default 20.
+    pub iterations: usize,
+    /// Actions proposed per new node. Default 3.
+    pub k: usize,
+    /// UCB1 exploration constant `c` in `Q + c·sqrt(ln N(parent) / (1 + N(child)))`.
+    /// Default 1.0.
+    pub c_ucb: f64,
+    /// Most steps on any path (tree + rollout); a node at this depth is terminal.
+    /// Default 10.
+    pub depth_cap: usize,
+    /// Weight of the MCTS value in the preference Q: `α·Q̃ + (1−α)·Q̂`. Default 0.5.
+    pub alpha: f64,
+    /// Least |ΔQ| for a preference pair. Default 0.1.
+    pub theta: f64,
+    /// Where terminal values come from. Default [`ValueMode::Env`].
+    pub value: ValueMode,
+    /// Env reward → value. Default [`TerminalReward::Success`].
+    pub reward: TerminalReward,
+    /// Seed of the rollout contexts (seeded policies sample from it). Default 0.
+    pub seed: u64,
+}
+
+impl Default for MctsConfig {
+    fn default() -> Self {
+        MctsConfig {
+            iterations: 20,
+            k: 3,
+            c_ucb: 1.0,
+            depth_cap: 10,
+            alpha: 0.5,
+            theta: 0.1,
+            value: ValueMode::Env,
+            reward: TerminalReward::Success,
+            seed: 0,
+        }
+    }
+}
+
+/// The transition into a node (what the env said when the node was first reached).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    /// Reward of the step.
+    pub reward: f64,
+    /// The step was a purchase.
+    pub terminated: bool,
+    /// The step hit the env's step limit.
+    pub truncated: bool,
+    /// Step info.
+    pub info: StepInfo,
+    /// Milliseconds the env took.
+    pub env_ms: f64,
+}
+
+/// What is known of a node once reached (stepped into).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reached {
+    /// Env state at the node.
+    pub snapshot: Snapshot,
+    /// The page as the policy is shown it (the run's observation mode).
+    pub shown: String,
+    /// The page URL.
+    pub url: String,
+    /// Valid actions on the page.
+    pub available: Vec<String>,
+    /// The step that led here (`None` at the root).
+    pub edge: Option<Edge>,
+    /// Terminal value when the node is terminal (purchase, step limit, depth cap, no valid
+    /// action): the value every visit backs up.
+    pub terminal: Option<f64>,
+    /// The policy prompt at this node (its `Proposal.prompt`, else
+    /// [`super::pairs::render_prompt`]).
+    pub prompt: Option<String>,
+    /// Whether `prompt` is the policy's own.
+    pub prompt_from_policy: bool,
+    /// The policy's raw output here (LLM text), if any.
+    pub raw_output: Option<String>,
+    /// Why that output could not be parsed (the policy fell back), if so.
+    pub parse_error: Option<String>,
+    /// Milliseconds spent proposing and ranking here.
+    pub policy_ms: f64,
+    /// Iteration that reached it (its rollout started here).
+    pub iteration: usize,
+}
+
+/// A tree node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Parent index (`None` at the root).
+    pub parent: Option<usize>,
+    /// The action that leads here from the parent (empty at the root).
+    pub action: String,
+    /// The candidate as the policy proposed it (log-prob, thought).
+    pub candidate: Option<Candidate>,
+    /// Steps from the root.
+    pub depth: usize,
+    /// Rank the critic gave it among its siblings (0 = best).
+    pub critic_rank: Option<usize>,
+    /// Its position in the policy's proposal (0 = the policy's first choice).
+    pub policy_rank: Option<usize>,
+    /// Critic score from the rank ([`q_hat`]).
+    pub q_hat: Option<f64>,
+    /// Visits (backups through it).
+    pub visits: u64,
+    /// Sum of backed-up values.
+    pub value_sum: f64,
+    /// Children, in critic order.
+    pub children: Vec<usize>,
+    /// State once reached.
+    pub reached: Option<Box<Reached>>,
+    /// The state after a rollout took this action (before the node was reached): reaching
+    /// the node later restores it instead of stepping again.
+    pub stepped: Option<Box<(Snapshot, Edge)>>,
+}
+
+impl Node {
+    /// Mean backed-up value Q̃ (0 when unvisited).
+    pub fn q(&self) -> f64 {
+        if self.visits == 0 {
+            0.0
+        } else {
+            self.value_sum / self.visits as f64
+        }
+    }
+
+    /// The preference Q: `α·Q̃ + (1−α)·Q̂` (Q̂ = 0 when unranked).
+    pub fn q_mix(&self, alpha: f64) -> f64 {
+        alpha * self.q() + (1.0 - alpha) * self.q_hat.unwrap_or(0.0)
+    }
+
+    fn is_terminal(&self) -> bool {
+        self.reached.as_ref().is_some_and(|r| r.terminal.is_some())
+    }
+}
+
+/// A search tree of one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tree {
+    /// Tree id (`train:3/s0`): rollouts carry it in `header.tree`.
+    pub id: String,
+    /// The task.
+    pub task: TaskRef,
+    /// The instruction.
+    pub instruction: String,
+    /// Nodes; 0 is the root.
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    /// The path of node indices from the root to `n`.
+    pub fn path(&self, n: usize) -> Vec<usize> {
+        let mut p = vec![n];
+        let mut cur = n;
+        while let Some(up) = self.nodes[cur].parent {
+            p.push(up);
+            cur = up;
+        }
+        p.reverse();
+        p
+    }
+
+    /// The policy's history at node `n` (turns along the path).
+    pub fn history(&self, n: usize) -> Vec<Turn> {
+        let path = self.path(n);
+        path.windows(2)
+            .map(|w| {
+                let (p, c) = (&self.nodes[w[0]], &self.nodes[w[1]]);
+                Turn {
+                    observation: p
+                        .reached
+                        .as_ref()
+                        .map(|r| r.shown.clone())
+                        .unwrap_or_default(),
+                    action: c.action.clone(),
+                    error: c
+                        .reached
+                        .as_ref()
+                        .and_then(|r| r.edge.as_ref())
+                        .and_then(|e| e.info.error.clone()),
+                }
+            })
+            .collect()
+    }
+
+    /// The tree in the report's shape (`RUN/trees/<task>.json`): `q` is the MCTS value Q̃.
+    /// Unvisited children are kept (visits 0) so the critic's ranking of every proposal
+    /// shows.
+    pub fn to_report(&self) -> TreeNode {
+        self.report_node(0)
+    }
+
+    fn report_node(&self, i: usize) -> TreeNode {
+        let n = &self.nodes[i];
+        TreeNode {
+            action: n.action.clone(),
+            visits: n.visits,
+            q: n.q(),
+            q_hat: n.q_hat,
+            critic_rank: n.critic_rank,
+            children: n.children.iter().map(|&c| self.report_node(c)).collect(),
+        }
+    }
+
+    /// Candidate records of node `n`'s children (critic order), for step records.
+    fn candidate_records(&self, n: usize) -> Vec<CandidateRecord> {
+        self.nodes[n]
+            .children
+            .iter()
+            .map(|&c| {
+                let ch = &self.nodes[c];
+                CandidateRecord {
+                    action: ch.action.clone(),
+                    logprob: ch.candidate.as_ref().and_then(|x| x.logprob),
+                    critic_rank: ch.critic_rank,
+                    q: Some(ch.q()),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The outcome of a search.
+#[derive(Debug, Clone)]
+pub struct SearchResult {
+    /// The tree.
+    pub tree: Tree,
+    /// One episode per iteration: the tree path then the rollout, `header.tree` set,
+    /// `header.extra` holding `role: "rollout"`, `iteration` and `value`.
+    pub rollouts: Vec<Episode>,
+    /// Index into `rollouts` of the best-valued path (highest terminal value; ties: higher
+    /// Q̃ at the rollout's tree leaf, then the earlier iteration).
+    pub best: usize,
+    /// Terminal value of each rollout (same order).
+    pub values: Vec<f64>,
+    /// Purchases the search made in the environment (steps that ended with a purchase).
+    pub purchases: usize,
+    /// New nodes reached (stepped into, proposed at and ranked), root included.
+    pub expansions: usize,
+    /// Env steps taken (tree and rollouts).
+    pub env_steps: usize,
+    /// `Env::restore` calls.
+    pub restores: usize,
+    /// Wall-clock milliseconds of the search.
+    pub wall_ms: f64,
+}
+
+impl SearchResult {
+    /// The final action sequence: the actions of the best-valued path.
+    pub fn final_actions(&self) -> Vec<String> {
+        self.rollouts[self.best]
+            .steps
+            .iter()
+            .map(|s| s.action.clone())
+            .collect()
+    }
+
+    /// The best-valued path as an episode (the id is the task's episode id, `role: "final"`).
+    pub fn final_episode(&self) -> Episode {
+        let mut ep = self.rollouts[self.best].clone();
+        ep.header.id = self.tree.id.clone();
+        ep.header
+            .extra
+            .insert("role".into(), serde_json::json!("final"));
+        ep.header.extra.insert(
+            "rollout".into(),
+            serde_json::json!(self.rollouts[self.best].header.id),
+        );
+        ep.header
+            .extra
+            .insert("purchases".into(), serde_json::json!(self.purchases));
+        ep
+    }
+}
+
+/// Canonical form of `action` if it is valid on `obs` (a search with a search bar, a click
+/// on a listed clickable, a form action); `None` otherwise. The placeholder `search[...]`
+/// is not a query.
+pub fn canonical_valid(action: &str, obs: &Observation) -> Option<String> {
+    let a = Action::parse(action).ok()?;
+    let ok = match &a {
+        Action::Search { query } => {
+            obs.has_search_bar && query.trim() != "..." && !query.trim().is_empty()
+        }
+        Action::Click { target } => obs.clickables.iter().any(|c| c == target),
+        Action::Type { id, .. } | Action::Select { id, .. } => {
+            obs.elements.iter().any(|e| &e.id == id)
+        }
+    };
+    ok.then(|| a.to_string())
+}
+
+/// The valid, distinct candidates of a proposal (canonical actions), at most `k`, in the
+/// policy's order.
+pub fn valid_candidates(p: &Proposal, obs: &Observation, k: usize) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::new();
+    for c in &p.candidates {
+        if out.len() >= k.max(1) {
+            break;
+        }
+        if let Some(a) = canonical_valid(&c.action, obs) {
+            if out.iter().all(|x| x.action != a) {
+                out.push(Candidate {
+                    action: a,
+                    ..c.clone()
+                });
+            }
+        }
+    }
+    out
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// The seed of rollout `i`'s policy contexts.
+pub fn rollout_seed(cfg_seed: u64, episode_seed: u64, i: usize) -> u64 {
+    Rng::keyed(
+        cfg_seed ^ episode_seed.rotate_left(29),
+        &format!("rollout/{i}"),
+    )
+    .next_u64()
+}
+
+struct Search<'a> {
+    env: &'a mut dyn Env,
+    policy: &'a dyn Policy,
+    critic: &'a dyn Critic,
+    meta: &'a EpisodeMeta,
+    cfg: &'a MctsConfig,
+    task: TaskRef,
+    seed: u64,
+    tree: Tree,
+    /// The node whose state the env is in, if any.
+    env_at: Option<usize>,
+    purchases: usize,
+    expansions: usize,
+    env_steps: usize,
+    restores: usize,
+}
+
+impl Search<'_> {
+    fn ctx<'c>(
+        &'c self,
+        history: &'c [Turn],
+        obs: &'c Observation,
+        available: &'c [String],
+        seed: u64,
+        k: usize,
+    ) -> Context<'c> {
+        Context {
+            task: self.task,
+            goal: self.task.goal_index(),
+            seed,
+            instruction: &self.tree.instruction,
+            history,
+            observation: obs,
+            mode: self.meta.obs_mode,
+            available,
+            k,
+        }
+    }
+
+    /// Terminal value of the page `obs` (after `history`), whose last step had `reward` and
+    /// `terminated`.
+    async fn terminal_value(
+        &mut self,
+        history: &[Turn],
+        obs: &Observation,
+        reward: f64,
+        terminated: bool,
+        seed: u64,
+    ) -> Result<f64> {
+        Ok(match self.cfg.value {
+            ValueMode::Env => {
+                if !terminated {
+                    0.0
+                } else {
+                    match self.cfg.reward {
+                        TerminalReward::Success => f64::from(u8::from(reward == 1.0)),
+                        TerminalReward::Partial => reward.clamp(0.0, 1.0),
+                    }
+                }
+            }
+            ValueMode::Critic => {
+                let available = self.env.available_actions();
+                let ctx = self.ctx(history, obs, &available, seed, 1);
+                self.critic.judge(&ctx).await?.clamp(0.0, 1.0)
+            }
+        })
+    }
+
+    /// Fills node `n` (just stepped into, env at its state): records the state, then either
+    /// marks it terminal or proposes and ranks its children.
+    async fn reach(
+        &mut self,
+        n: usize,
+        obs: &Observation,
+        edge: Option<Edge>,
+        iteration: usize,
+    ) -> Result<()> {
+        self.expansions += 1;
+        let snapshot = self.env.snapshot()?;
+        let available = self.env.available_actions();
+        let history = self.tree.history(n);
+        let shown = obs.render(self.meta.obs_mode).to_string();
+        let depth = self.tree.nodes[n].depth;
+        let (terminated, truncated, reward) = edge
+            .as_ref()
+            .map(|e| (e.terminated, e.truncated, e.reward))
+            .unwrap_or((false, false, 0.0));
+        let mut reached = Reached {
+            snapshot,
+            shown,
+            url: obs.url.clone(),
+            available: available.clone(),
+            edge,
+            terminal: None,
+            prompt: None,
+            prompt_from_policy: false,
+            raw_output: None,
+            parse_error: None,
+            policy_ms: 0.0,
+            iteration,
+        };
+        if terminated || truncated || depth >= self.cfg.depth_cap {
+            reached.terminal = Some(
+                self.terminal_value(&history, obs, reward, terminated, self.seed)
+                    .await?,
+            );
+            self.tree.nodes[n].reached = Some(Box::new(reached));
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let ctx = self.ctx(&history, obs, &available, self.seed, self.cfg.k);
+        let proposal = match self.policy.propose(&ctx).await {
+            Ok(p) => p,
+            Err(policy::Error::NoAction(_)) => Proposal::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let cands = valid_candidates(&proposal, obs, self.cfg.k);
+        let order = if cands.len() > 1 {
+            let answer = self.critic.rank(&ctx, &cands).await?;
+            let (order, repaired) = repair_ranking(&answer, cands.len());
+            if repaired {
+                tracing::warn!(critic = %self.critic.describe(), ?answer, n = cands.len(), "critic ranking repaired");
+            }
+            order
+        } else {
+            (0..cands.len()).collect()
+        };
+        reached.prompt_from_policy = proposal.prompt.is_some();
+        reached.raw_output = proposal.raw_output.clone();
+        reached.parse_error = proposal.parse_error.clone();
+        reached.prompt = Some(
+            proposal
+                .prompt
+                .clone()
+                .unwrap_or_else(|| super::pairs::render_prompt(&ctx)),
+        );
+        reached.policy_ms = ms(t0);
+        let nc = cands.len();
+        for (rank, &pi) in order.iter().enumerate() {
+            let idx = self.tree.nodes.len();
+            self.tree.nodes.push(Node {
+                parent: Some(n),
+                action: cands[pi].action.clone(),
+                candidate: Some(cands[pi].clone()),
+                depth: depth + 1,
+                critic_rank: Some(rank),
+                policy_rank: Some(pi),
+                q_hat: Some(q_hat(rank, nc)),
+                visits: 0,
+                value_sum: 0.0,
+                children: Vec::new(),
+                reached: None,
+                stepped: None,
+            });
+            self.tree.nodes[n].children.push(idx);
+        }
+        if nc == 0 {
+            // A dead end: nothing valid to do here.
+            reached.terminal = Some(
+                self.terminal_value(&history, obs, reward, terminated, self.seed)
+                    .await?,
+            );
+        }
+        self.tree.nodes[n].reached = Some(Box::new(reached));
+        Ok(())
+    }
+
+    /// Untried children first (critic order), then UCB1 on Q̃ (ties: critic order).
+    fn select_child(&self, n: usize) -> usize {
+        let node = &self.tree.nodes[n];
+        if let Some(&c) = node
+            .children
+            .iter()
+            .find(|&&c| self.tree.nodes[c].visits == 0)
+        {
+            return c;
+        }
+        let total: u64 = node
+            .children
+            .iter()
+            .map(|&c| self.tree.nodes[c].visits)
+            .sum();
+        let ln = (total.max(1) as f64).ln();
+        let mut best = node.children[0];
+        let mut best_u = f64::NEG_INFINITY;
+        for &c in &node.children {
+            let ch = &self.tree.nodes[c];
+            let u = ch.q() + self.cfg.c_ucb * (ln / (1.0 + ch.visits as f64)).sqrt();
+            if u > best_u {
+                best_u = u;
+                best = c;
+            }
+        }
+        best
+    }
+
+    async fn goto(&mut self, n: usize) -> Result<()> {
+        if self.env_at != Some(n) {
+            let snap = self.tree.nodes[n]
+                .reached
+                .as_ref()
+                .map(|r| r.snapshot.clone())
+                .ok_or_else(|| env::Error::Protocol(format!("node {n} has no snapshot")))?;
+            self.env.restore(&snap).await?;
+            self.restores += 1;
+            self.env_at = Some(n);
+        }
+        Ok(())
+    }
+
+    /// Step records of the tree part of the path to `leaf`.
+    fn tree_steps(&self, path: &[usize]) -> Vec<StepRecord> {
+        path.windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let (p, c) = (&self.tree.nodes[w[0]], &self.tree.nodes[w[1]]);
+                let pr = p
+                    .reached
+                    .as_ref()
+                    .expect("invariant: path nodes are reached");
+                let cr = c
+                    .reached
+                    .as_ref()
+                    .expect("invariant: path nodes are reached");
+                let e = cr
+                    .edge
+                    .as_ref()
+                    .expect("invariant: non-root nodes have an edge");
+                StepRecord {
+                    index: i,
+                    observation: pr.shown.clone(),
+                    url: pr.url.clone(),
+                    available_actions: pr.available.clone(),
+                    action: c.action.clone(),
+                    thought: c.candidate.as_ref().and_then(|x| x.thought.clone()),
+                    raw_output: pr.raw_output.clone(),
+                    parse_error: pr.parse_error.clone(),
+                    candidates: self.tree.candidate_records(w[0]),
+                    reward: e.reward,
+                    terminated: e.terminated,
+                    truncated: e.truncated,
+                    info: e.info.clone(),
+                    timings: Timings {
+                        policy_ms: pr.policy_ms,
+                        env_ms: e.env_ms,
+                    },
+                    screenshot: None,
+                }
+            })
+            .collect()
+    }
+
+    /// One iteration; returns the rollout episode and its value.
+    async fn iterate(&mut self, it: usize) -> Result<(Episode, f64)> {
+        let start = Instant::now();
+        // Selection (and expansion of one new node).
+        let mut path = vec![0usize];
+        let mut node = 0usize;
+        let mut fresh: Option<Observation> = None;
+        while !self.tree.nodes[node].is_terminal() && !self.tree.nodes[node].children.is_empty() {
+            let c = self.select_child(node);
+            path.push(c);
+            if let Some(pre) = self.tree.nodes[c].stepped.take() {
+                // A rollout already took this step: restore its state.
+                let (snap, edge) = *pre;
+                let obs = self.env.restore(&snap).await?;
+                self.restores += 1;
+                self.env_at = Some(c);
+                self.reach(c, &obs, Some(edge), it).await?;
+                fresh = Some(obs);
+                node = c;
+                break;
+            }
+            if self.tree.nodes[c].reached.is_none() {
+                self.goto(node).await?;
+                let t = Instant::now();
+                let step = self.env.step(&self.tree.nodes[c].action.clone()).await?;
+                let env_ms = ms(t);
+                self.env_steps += 1;
+                self.purchases += usize::from(step.terminated);
+                self.env_at = Some(c);
+                let edge = Edge {
+                    reward: step.reward,
+                    terminated: step.terminated,
+                    truncated: step.truncated,
+                    info: step.info,
+                    env_ms,
+                };
+                self.reach(c, &step.observation, Some(edge), it).await?;
+                fresh = Some(step.observation);
+                node = c;
+                break;
+            }
+            node = c;
+        }
+        let mut steps = self.tree_steps(&path);
+        let mut detail = steps
+            .iter()
+            .rev()
+            .find_map(|s| s.info.reward_detail.clone());
+        let leaf = &self.tree.nodes[node];
+        let lr = leaf
+            .reached
+            .as_ref()
+            .expect("invariant: the leaf is reached");
+        let (mut final_shown, mut final_url) = (lr.shown.clone(), lr.url.clone());
+        let (leaf_terminal, leaf_depth, leaf_policy_ms) = (lr.terminal, leaf.depth, lr.policy_ms);
+        let leaf_raw = (lr.raw_output.clone(), lr.parse_error.clone());
+        let mut first_child = leaf
+            .children
+            .iter()
+            .copied()
+            .find(|&c| self.tree.nodes[c].policy_rank == Some(0));
+        let first = first_child.map(|c| {
+            let ch = &self.tree.nodes[c];
+            (
+                ch.action.clone(),
+                ch.candidate.as_ref().and_then(|x| x.thought.clone()),
+            )
+        });
+        let value = if let Some(v) = leaf_terminal {
+            v
+        } else {
+            // Rollout from the new node with the policy: its first valid proposal here, then
+            // its first candidate each step.
+            let obs0 = fresh.ok_or_else(|| {
+                env::Error::Protocol("rollout from a node reached earlier".into())
+            })?;
+            let first = first.expect("invariant: a non-terminal reached node has children");
+            self.goto(node).await?;
+            let rseed = rollout_seed(self.cfg.seed, self.seed, it);
+            let mut history = self.tree.history(node);
+            let mut obs = obs0;
+            let mut next = Some((first, Vec::new(), leaf_policy_ms, leaf_raw));
+            let mut depth = leaf_depth;
+            let (mut reward, mut terminated) = (0.0, false);
+            while let Some(((action, thought), candidates, policy_ms, (raw_output, parse_error))) =
+                next.take()
+            {
+                let available = self.env.available_actions();
+                let t = Instant::now();
+                let step = self.env.step(&action).await?;
+                let env_ms = ms(t);
+                self.env_steps += 1;
+                self.env_at = None;
+                if let Some(ci) = first_child.take() {
+                    let ch = &self.tree.nodes[ci];
+                    if ch.reached.is_none() && ch.stepped.is_none() {
+                        let snap = self.env.snapshot()?;
+                        self.tree.nodes[ci].stepped = Some(Box::new((
+                            snap,
+                            Edge {
+                                reward: step.reward,
+                                terminated: step.terminated,
+                                truncated: step.truncated,
+                                info: step.info.clone(),
+                                env_ms,
+                            },
+                        )));
+                    }
+                }
+                self.purchases += usize::from(step.terminated);
+                depth += 1;
+                let shown = obs.render(self.meta.obs_mode).to_string();
+                if step.info.reward_detail.is_some() {
+                    detail = step.info.reward_detail.clone();
+                }
+                steps.push(StepRecord {
+                    index: steps.len(),
+                    observation: shown.clone(),
+                    url: obs.url.clone(),
+                    available_actions: available,
+                    action: action.clone(),
+                    thought,
+                    raw_output,
+                    parse_error,
+                    candidates,
+                    reward: step.reward,
+                    terminated: step.terminated,
+                    truncated: step.truncated,
+                    info: step.info.clone(),
+                    timings: Timings { policy_ms, env_ms },
+                    screenshot: None,
+                });
+                history.push(Turn {
+                    observation: shown,
+                    action,
+                    error: step.info.error.clone(),
+                });
+                obs = step.observation;
+                reward = step.reward;
+                terminated = step.terminated;
+                if step.terminated || step.truncated || depth >= self.cfg.depth_cap {
+                    break;
+                }
+                let available = self.env.available_actions();
+                let t = Instant::now();
+                let ctx = self.ctx(&history, &obs, &available, rseed, 1);
+                match self.policy.propose(&ctx).await {
+                    Ok(p) => {
+                        let valid = valid_candidates(&p, &obs, 1);
+                        let pick = valid
+                            .into_iter()
+                            .next()
+                            .or_else(|| p.candidates.first().cloned());
+                        if let Some(c) = pick {
+                            let recs = if p.candidates.len() > 1 || c.logprob.is_some() {
+                                p.candidates
+                                    .iter()
+                                    .map(|x| CandidateRecord {
+                                        action: x.action.clone(),
+                                        logprob: x.logprob,
+                                        critic_rank: None,
+                                        q: None,
+                                    })
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            };
+                            next = Some((
+                                (c.action, c.thought),
+                                recs,
+                                ms(t),
+                                (p.raw_output.clone(), p.parse_error.clone()),
+                            ));
+                        }
+                    }
+                    Err(policy::Error::NoAction(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            final_shown = obs.render(self.meta.obs_mode).to_string();
+            final_url = obs.url.clone();
+            self.terminal_value(&history, &obs, reward, terminated, rseed)
+                .await?
+        };
+        // Backup.
+        for &n in &path {
+            let nd = &mut self.tree.nodes[n];
+            nd.visits += 1;
+            nd.value_sum += value;
+        }
+        let mut h = header(
+            self.meta,
+            &self.policy.describe(),
+            self.task,
+            self.seed,
+            &self.tree.instruction,
+        );
+        h.id = format!("{}/r{it}", self.tree.id);
+        h.tree = Some(self.tree.id.clone());
+        h.extra.insert("role".into(), serde_json::json!("rollout"));
+        h.extra.insert("iteration".into(), serde_json::json!(it));
+        h.extra.insert("value".into(), serde_json::json!(value));
+        h.extra
+            .insert("tree_steps".into(), serde_json::json!(path.len() - 1));
+        h.extra.insert("leaf".into(), serde_json::json!(node));
+        let (reward, n, terminated, truncated, invalid) = Episode::tally(&steps);
+        let ep = Episode {
+            header: h,
+            summary: Summary {
+                reward,
+                success: reward == 1.0,
+                steps: n,
+                terminated,
+                truncated,
+                invalid_actions: invalid,
+                parse_errors: steps.iter().filter(|s| s.parse_error.is_some()).count(),
+                final_observation: final_shown,
+                final_url,
+                final_screenshot: None,
+                reward_detail: detail,
+                wall_ms: ms(start),
+                error: None,
+            },
+            steps,
+        };
+        Ok((ep, value))
+    }
+}
+
+/// Runs `cfg.iterations` MCTS iterations on `task` (episode seed `seed`) with `policy` as
+/// proposer and rollout policy and `critic` as ranker (and judge with
+/// [`ValueMode::Critic`]). The env must be usable for this task (any state); it is reset.
+pub async fn search(
+    env: &mut dyn Env,
+    policy: &dyn Policy,
+    critic: &dyn Critic,
+    meta: &EpisodeMeta,
+    task: TaskRef,
+    seed: u64,
+    cfg: &MctsConfig,
+) -> Result<SearchResult> {
+    let start = Instant::now();
+    let obs = env.reset(task, seed).await?;
+    let tree = Tree {
+        id: episode_id(task, seed),
+        task,
+        instruction: obs.instruction.clone(),
+        nodes: vec![Node {
+            parent: None,
+            action: String::new(),
+            candidate: None,
+            depth: 0,
+            critic_rank: None,
+            policy_rank: None,
+            q_hat: None,
+            visits: 0,
+            value_sum: 0.0,
+            children: Vec::new(),
+            reached: None,
+            stepped: None,
+        }],
+    };
+    let mut s = Search {
+        env,
+        policy,
+        critic,
+        meta,
+        cfg,
+        task,
+        seed,
+        tree,
+        env_at: Some(0),
+        purchases: 0,
+        expansions: 0,
+        env_steps: 0,
+        restores: 0,
+    };
+    s.reach(0, &obs, None, 0).await?;
+    let mut rollouts = Vec::with_capacity(cfg.iterations);
+    let mut values = Vec::with_capacity(cfg.iterations);
+    for it in 0..cfg.iterations.max(1) {
+        let (ep, v) = s.iterate(it).await?;
+        rollouts.push(ep);
+        values.push(v);
+    }
+    let leaf_q = |ep: &Episode| {
+        ep.header
+            .extra
+            .get("leaf")
+            .and_then(|v| v.as_u64())
+            .map(|l| s.tree.nodes[l as usize].q())
+            .unwrap_or(0.0)
+    };
+    let mut best = 0;
+    for i in 1..rollouts.len() {
+        let better = values[i] > values[best]
+            || (values[i] == values[best] && leaf_q(&rollouts[i]) > leaf_q(&rollouts[best]));
+        if better {
+            best = i;
+        }
+    }
+    Ok(SearchResult {
+        tree: s.tree,
+        rollouts,
+        best,
+        values,
+        purchases: s.purchases,
+        expansions: s.expansions,
+        env_steps: s.env_steps,
+        restores: s.restores,
+        wall_ms: ms(start),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(search: bool, clickables: &[&str]) -> Observation {
+        Observation {
+            text: String::new(),
+            text_rich: String::new(),
+            html: String::new(),
+            url: "http://x/".into(),
+            instruction: String::new(),
+            has_search_bar: search,
+            clickables: clickables.iter().map(|s| s.to_string()).collect(),
+            elements: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_valid_distinct_candidates_are_kept() {
+        let home = obs(true, &["search"]);
+        assert_eq!(
+            canonical_valid("search[Red Shoes]", &home).as_deref(),
+            Some("search[red shoes]")
+        );
+        assert_eq!(canonical_valid("search[...]", &home), None);
+        assert_eq!(canonical_valid("click[buy now]", &home), None);
+        assert_eq!(canonical_valid("nonsense", &home), None);
+        let item = obs(false, &["buy now", "< prev"]);
+        assert_eq!(canonical_valid("search[x]", &item), None);
+        assert_eq!(
+            canonical_valid("click[Buy Now]", &item).as_deref(),
+            Some("click[buy now]")
+        );
+        let p = Proposal {
+            candidates: [
+                "click[buy now]",
+                "click[BUY NOW]",
+                "click[nope]",
+                "click[< prev]",
+            ]
+            .iter()
+            .map(|a| Candidate::plain(*a))
+            .collect(),
+            ..Proposal::default()
+        };
+        let v: Vec<String> = valid_candidates(&p, &item, 5)
+            .into_iter()
+            .map(|c| c.action)
+            .collect();
+        assert_eq!(v, vec!["click[buy now]", "click[< prev]"]);
+        assert_eq!(valid_candidates(&p, &item, 1).len(), 1);
+    }
+
+    #[test]
+    fn q_mix_weights_search_value_and_critic() {
+        let n = Node {
+            parent: None,
+            action: String::new(),
+            candidate: None,
+            depth: 0,
+            critic_rank: Some(0),
+            policy_rank: Some(0),
+            q_hat: Some(1.0),
+            visits: 4,
+            value_sum: 1.0,
+            children: Vec::new(),
+            reached: None,
+            stepped: None,
+        };
+        assert_eq!(n.q(), 0.25);
+        assert!((n.q_mix(0.5) - 0.625).abs() < 1e-12);
+        assert_eq!(n.q_mix(1.0), 0.25);
+    }
+}

@@ -1,0 +1,250 @@
+//! Preference pairs from search trees (Agent Q §5.2): at every node, every pair of explored
+//! children whose preference Q (`α·Q̃ + (1−α)·Q̂`) differs by more than θ gives (prompt at
+//! the node, chosen, rejected). Optionally trajectory-level pairs (a successful rollout
+//! against a failed one of the same task).
+//!
+//! Lines of `pairs.jsonl` are TRL's standard preference form — `prompt`, `chosen`,
+//! `rejected` strings at the top level — with the reference log-probs in TRL's columns
+//! (`ref_chosen_logps`, `ref_rejected_logps`, when the data-generating policy gave them) and
+//! extra fields (Q values, visits, task, tree, depth) that trainers ignore.
+
+use serde::{Deserialize, Serialize};
+
+use super::mcts::Tree;
+use crate::policy::{Candidate, Context};
+use agentq_trajectory::Episode;
+
+/// One preference pair (one `pairs.jsonl` line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreferencePair {
+    /// The policy prompt at the node (the exact prompt an LLM policy was given; for policies
+    /// without one, [`render_prompt`]).
+    pub prompt: String,
+    /// Preferred completion.
+    pub chosen: String,
+    /// Dispreferred completion.
+    pub rejected: String,
+    /// Reference log-prob of `chosen` under the data-generating policy, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ref_chosen_logps: Option<f64>,
+    /// Reference log-prob of `rejected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ref_rejected_logps: Option<f64>,
+    /// `step` (node-level) or `trajectory`.
+    pub kind: String,
+    /// Preference Q of `chosen` (`α·Q̃ + (1−α)·Q̂`; for trajectories, the rollout value).
+    pub q_chosen: f64,
+    /// Preference Q of `rejected`.
+    pub q_rejected: f64,
+    /// MCTS value Q̃ of `chosen`.
+    pub mcts_q_chosen: f64,
+    /// MCTS value Q̃ of `rejected`.
+    pub mcts_q_rejected: f64,
+    /// Critic score Q̂ of `chosen`, if ranked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q_hat_chosen: Option<f64>,
+    /// Critic score Q̂ of `rejected`, if ranked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q_hat_rejected: Option<f64>,
+    /// Visits of `chosen`.
+    pub visits_chosen: u64,
+    /// Visits of `rejected`.
+    pub visits_rejected: u64,
+    /// The action of `chosen` (equal to `chosen` unless the completion has more text).
+    pub chosen_action: String,
+    /// The action of `rejected`.
+    pub rejected_action: String,
+    /// Task (`train:3`).
+    pub task: String,
+    /// Tree id (`train:3/s0`).
+    pub tree: String,
+    /// Node index in the tree (0 for trajectory pairs).
+    pub node: usize,
+    /// Depth of the node (steps from the root).
+    pub depth: usize,
+    /// Whether `prompt` is the policy's own prompt (`false`: [`render_prompt`]).
+    pub prompt_from_policy: bool,
+}
+
+/// Settings of pair extraction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PairOptions {
+    /// Weight of Q̃ in the preference Q.
+    pub alpha: f64,
+    /// Least |ΔQ| (strictly greater, as in Agent Q's Algorithm 1).
+    pub theta: f64,
+    /// Also emit trajectory-level pairs.
+    pub trajectory: bool,
+}
+
+/// The prompt recorded for a policy that has none of its own: instruction, numbered previous
+/// actions, the page in the run's observation mode and the valid actions.
+pub fn render_prompt(ctx: &Context<'_>) -> String {
+    let mut s = format!("Instruction: {}\nPrevious actions:\n", ctx.instruction);
+    if ctx.history.is_empty() {
+        s.push_str("(none)\n");
+    }
+    for (i, t) in ctx.history.iter().enumerate() {
+        s.push_str(&format!("{}. {}\n", i + 1, t.action));
+    }
+    s.push_str("Observation:\n");
+    s.push_str(ctx.observation.render(ctx.mode));
+    s.push_str("\nAvailable actions:\n");
+    s.push_str(&ctx.available.join("\n"));
+    s
+}
+
+/// The completion text of a candidate: its action (non-LLM policies). An LLM policy whose
+/// completions carry more (a thought) passes its own renderer to [`step_pairs`].
+pub fn action_completion(c: &Candidate) -> String {
+    c.action.clone()
+}
+
+/// Node-level pairs of `tree`: for every node, every pair of children both visited with
+/// `|ΔQ| > theta`, chosen = the higher Q. Pairs whose completions render identically are
+/// skipped. Deterministic order (node index, then critic order).
+pub fn step_pairs(
+    tree: &Tree,
+    opts: &PairOptions,
+    completion: &dyn Fn(&Candidate) -> String,
+) -> Vec<PreferencePair> {
+    let mut out = Vec::new();
+    for (ni, node) in tree.nodes.iter().enumerate() {
+        let Some(r) = node.reached.as_ref() else {
+            continue;
+        };
+        let explored: Vec<usize> = node
+            .children
+            .iter()
+            .copied()
+            .filter(|&c| tree.nodes[c].visits > 0)
+            .collect();
+        for (a, &i) in explored.iter().enumerate() {
+            for &j in &explored[a + 1..] {
+                let (ci, cj) = (&tree.nodes[i], &tree.nodes[j]);
+                let (qi, qj) = (ci.q_mix(opts.alpha), cj.q_mix(opts.alpha));
+                if (qi - qj).abs() <= opts.theta {
+                    continue;
+                }
+                let (w, l, qw, ql) = if qi > qj {
+                    (ci, cj, qi, qj)
+                } else {
+                    (cj, ci, qj, qi)
+                };
+                let cand = |n: &super::mcts::Node| {
+                    n.candidate
+                        .clone()
+                        .unwrap_or_else(|| Candidate::plain(n.action.clone()))
+                };
+                let (cw, cl) = (cand(w), cand(l));
+                let (chosen, rejected) = (completion(&cw), completion(&cl));
+                if chosen == rejected {
+                    continue;
+                }
+                out.push(PreferencePair {
+                    prompt: r.prompt.clone().unwrap_or_default(),
+                    chosen,
+                    rejected,
+                    ref_chosen_logps: cw.logprob,
+                    ref_rejected_logps: cl.logprob,
+                    kind: "step".into(),
+                    q_chosen: qw,
+                    q_rejected: ql,
+                    mcts_q_chosen: w.q(),
+                    mcts_q_rejected: l.q(),
+                    q_hat_chosen: w.q_hat,
+                    q_hat_rejected: l.q_hat,
+                    visits_chosen: w.visits,
+                    visits_rejected: l.visits,
+                    chosen_action: cw.action,
+                    rejected_action: cl.action,
+                    task: tree.task.to_string(),
+                    tree: tree.id.clone(),
+                    node: ni,
+                    depth: node.depth,
+                    prompt_from_policy: r.prompt_from_policy,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Trajectory-level pairs (T-DPO's data): the i-th distinct successful rollout against the
+/// i-th distinct failed one (as many pairs as the smaller group). The prompt is the root's;
+/// a completion is the rollout's actions, one per line (an approximation: T-DPO proper
+/// scores every step under its own prompt; the rollouts in `episodes.jsonl` hold those).
+pub fn trajectory_pairs(tree: &Tree, rollouts: &[Episode], values: &[f64]) -> Vec<PreferencePair> {
+    let text = |e: &Episode| {
+        e.steps
+            .iter()
+            .map(|s| s.action.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let logp = |e: &Episode| -> Option<f64> {
+        e.steps
+            .iter()
+            .map(|s| {
+                s.candidates
+                    .iter()
+                    .find(|c| c.action == s.action)
+                    .and_then(|c| c.logprob)
+            })
+            .sum()
+    };
+    let mut wins: Vec<(usize, String)> = Vec::new();
+    let mut losses: Vec<(usize, String)> = Vec::new();
+    for (i, e) in rollouts.iter().enumerate() {
+        let t = text(e);
+        let group = if e.summary.success {
+            &mut wins
+        } else {
+            &mut losses
+        };
+        if group.iter().all(|(_, x)| *x != t) {
+            group.push((i, t));
+        }
+    }
+    let root = tree.nodes.first().and_then(|n| n.reached.as_ref());
+    wins.into_iter()
+        .zip(losses)
+        .map(|((wi, wt), (li, lt))| {
+            let (w, l) = (&rollouts[wi], &rollouts[li]);
+            PreferencePair {
+                prompt: root.and_then(|r| r.prompt.clone()).unwrap_or_default(),
+                chosen: wt.clone(),
+                rejected: lt.clone(),
+                ref_chosen_logps: logp(w),
+                ref_rejected_logps: logp(l),
+                kind: "trajectory".into(),
+                q_chosen: values.get(wi).copied().unwrap_or(w.summary.reward),
+                q_rejected: values.get(li).copied().unwrap_or(l.summary.reward),
+                mcts_q_chosen: w.summary.reward,
+                mcts_q_rejected: l.summary.reward,
+                q_hat_chosen: None,
+                q_hat_rejected: None,
+                visits_chosen: 1,
+                visits_rejected: 1,
+                chosen_action: wt,
+                rejected_action: lt,
+                task: tree.task.to_string(),
+                tree: tree.id.clone(),
+                node: 0,
+                depth: 0,
+                prompt_from_policy: root.is_some_and(|r| r.prompt_from_policy),
+            }
+        })
+        .collect()
+}
+
+/// Pairs as JSONL bytes (one object per line, newline-terminated).
+pub fn to_jsonl(pairs: &[PreferencePair]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for p in pairs {
+        // Plain structs with string keys: serialization cannot fail.
+        serde_json::to_writer(&mut buf, p).expect("pairs serialize");
+        buf.push(b'\n');
+    }
+    buf
+}

@@ -1,0 +1,211 @@
+//! The environment API: Gymnasium-shaped `reset`/`step` over the store, for every driver.
+//!
+//! Invariants: `env` owns the one action parser ([`action`]) and the one HTML → Observation
+//! path ([`observe`]), so in-process, HTTP and browser drivers give identical observations
+//! for the same task, seed and actions. Invalid actions are ordinary steps (reward 0, page
+//! unchanged, `info.error` set), never `Err`; `Err` is for infrastructure failures (I/O,
+//! HTTP, a dead browser). `env` knows nothing of policies, LLMs or training.
+
+pub mod action;
+#[cfg(feature = "browser")]
+pub mod browser;
+pub mod check;
+pub mod drivers;
+pub mod observe;
+pub mod spec;
+pub mod web;
+
+use serde::{Deserialize, Serialize};
+
+pub use action::{Action, ParseError};
+pub use observe::{ObsMode, Observation};
+pub use spec::EnvSpec;
+pub use web::{EnvConfig, WebEnv};
+
+use agentq_webshop::{RewardBreakdown, Split};
+
+/// Which goal an episode pursues: `test:7`, `dev:0`, `train:12` (index within the split) or a
+/// plain goal index `7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    /// Split the index is relative to (`None`: absolute goal index).
+    pub split: Option<Split>,
+    /// Index (within the split when `split` is set).
+    pub index: usize,
+}
+
+impl TaskRef {
+    /// The absolute goal index.
+    pub fn goal_index(&self) -> usize {
+        match self.split {
+            Some(s) => s.range(usize::MAX).start + self.index,
+            None => self.index,
+        }
+    }
+}
+
+impl std::str::FromStr for TaskRef {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::BadTask(format!("{s:?} (expected e.g. test:7, dev:0 or 7)"));
+        let (split, idx) = match s.split_once(':') {
+            Some((sp, i)) => (Some(sp.parse::<Split>().map_err(|_| bad())?), i),
+            None => (None, s),
+        };
+        let index = idx.trim().parse::<usize>().map_err(|_| bad())?;
+        Ok(TaskRef { split, index })
+    }
+}
+
+impl std::fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.split {
+            Some(s) => write!(f, "{}:{}", s.name(), self.index),
+            None => write!(f, "{}", self.index),
+        }
+    }
+}
+
+/// What happened in a step besides the observation and reward.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepInfo {
+    /// Why the action was a no-op (bad syntax, unknown target, empty search …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The episode was already over (terminated or truncated): the step did nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
+    /// Steps taken in this episode so far (including this one, excluding locked ones).
+    pub steps: usize,
+    /// WebShop's verbose reward breakdown, on the purchase step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_detail: Option<RewardBreakdown>,
+}
+
+/// The result of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The observation after the action.
+    pub observation: Observation,
+    /// Reward of this step (non-zero only on the purchase step).
+    pub reward: f64,
+    /// The episode ended by its own logic (a purchase).
+    pub terminated: bool,
+    /// The episode was cut by the step limit.
+    pub truncated: bool,
+    /// Errors, lock flag, reward breakdown.
+    pub info: StepInfo,
+}
+
+/// Everything needed to return to a state: the page URL and the episode's counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Goal index of the episode.
+    pub goal: usize,
+    /// Seed of the episode.
+    pub seed: u64,
+    /// Path (and query) of the current page, relative to the site root.
+    pub url: String,
+    /// Steps taken.
+    pub steps: usize,
+    /// Terminated by a purchase.
+    pub terminated: bool,
+    /// Cut by the step limit.
+    pub truncated: bool,
+    /// Reward of the purchase, once made.
+    pub reward: f64,
+    /// ASINs visited (for `text_rich`'s clicked markers).
+    pub visited: Vec<String>,
+}
+
+/// Infrastructure failures of an environment (not invalid actions).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A task reference that does not parse or does not exist.
+    #[error("bad task {0}")]
+    BadTask(String),
+    /// `step` before `reset`.
+    #[error("step before reset")]
+    NotReset,
+    /// The site answered with an unexpected status.
+    #[error("site returned {status} for {url}: {body}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Requested path.
+        url: String,
+        /// Start of the body.
+        body: String,
+    },
+    /// Transport failure (connection refused, timeout …).
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The site answered something we cannot interpret.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// A navigation left the store's origin (browser driver); the driver went back to the
+    /// last good page. `WebEnv::step` turns it into a no-op step with `info.error` set.
+    #[error("navigation off the store's origin to {0} (undone)")]
+    OffSite(String),
+    /// Store-side failure (loading data).
+    #[error(transparent)]
+    Store(#[from] agentq_webshop::Error),
+}
+
+/// Result with the env's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A Gymnasium-shaped environment.
+#[async_trait::async_trait]
+pub trait Env: Send {
+    /// Starts an episode on `task` with `seed`; returns the first observation.
+    async fn reset(&mut self, task: TaskRef, seed: u64) -> Result<Observation>;
+    /// Applies an action string.
+    async fn step(&mut self, action: &str) -> Result<Step>;
+    /// The current observation (after `reset`).
+    fn observation(&self) -> Option<&Observation>;
+    /// Valid actions on the current page: `search[...]` when a search bar is present and
+    /// `click[label]` for each clickable.
+    fn available_actions(&self) -> Vec<String> {
+        match self.observation() {
+            None => Vec::new(),
+            Some(o) => {
+                let mut v = Vec::new();
+                if o.has_search_bar {
+                    v.push("search[...]".to_string());
+                }
+                v.extend(o.clickables.iter().map(|c| format!("click[{c}]")));
+                v
+            }
+        }
+    }
+    /// Captures the current state.
+    fn snapshot(&self) -> Result<Snapshot>;
+    /// Returns to a captured state (same session or a fresh one on the same goal).
+    async fn restore(&mut self, snapshot: &Snapshot) -> Result<Observation>;
+    /// File of the screenshot of the page last loaded, for drivers that take them.
+    fn last_screenshot(&self) -> Option<String> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_refs() {
+        let t: TaskRef = "test:7".parse().unwrap();
+        assert_eq!(t.goal_index(), 7);
+        let t: TaskRef = "dev:3".parse().unwrap();
+        assert_eq!(t.goal_index(), 503);
+        let t: TaskRef = "train:0".parse().unwrap();
+        assert_eq!(t.goal_index(), 1500);
+        assert_eq!(t.to_string(), "train:0");
+        let t: TaskRef = "42".parse().unwrap();
+        assert_eq!(t.goal_index(), 42);
+        assert!("x:1".parse::<TaskRef>().is_err());
+        assert!("test:-1".parse::<TaskRef>().is_err());
+        assert!("".parse::<TaskRef>().is_err());
+    }
+}

@@ -1,0 +1,660 @@
+//! The local backend: our llama model on candle behind [`LanguageModel`].
+//!
+//! [`Engine`] does the (blocking, CPU-heavy) work: generation with temperature/top-p/stop
+//! strings and scoring with the prompt computed once and its KV cache repeated along the
+//! batch for all continuations. [`LocalModel`] owns an engine on a dedicated worker thread
+//! and talks to it over a channel, so async callers never block the runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use candle_core::{Device, IndexOp, Tensor, D};
+
+use super::chat::ChatTemplate;
+use super::llama::{token_logprobs, KvCache, Llama, Ops};
+use super::tokenizer::Tokenizer;
+use super::{ChatMessage, GenParams, Generation, LanguageModel, LmError, Scored, TextLogprobs};
+use agentq_core::rng::Rng;
+
+/// Where to run the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// The CPU (default).
+    #[default]
+    Cpu,
+    /// CUDA device `n` (needs the `cuda` feature); falls back to the CPU with a warning.
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    /// The candle device, falling back to the CPU when CUDA is unavailable.
+    pub fn device(self) -> Device {
+        match self {
+            DeviceChoice::Cpu => Device::Cpu,
+            DeviceChoice::Cuda(n) => match Device::new_cuda(n) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!("CUDA device {n} unavailable ({e}); using the CPU");
+                    Device::Cpu
+                }
+            },
+        }
+    }
+}
+
+/// Options of [`LocalModel::load`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Device (CPU by default).
+    pub device: DeviceChoice,
+    /// Keep a GGUF's block projections quantized for generation and scoring (the f32 copy
+    /// stays for training). Fast only in builds with `-C target-cpu=…`; f32 is the default.
+    pub quantized: bool,
+}
+
+/// Continuations scored in one batch at most.
+const SCORE_BATCH: usize = 16;
+/// Batch rows × continuation tokens per batch at most (bounds the logits' memory).
+const SCORE_TOKENS: usize = 2048;
+
+/// A prompt computed once: its KV cache (batch 1) and the log-probs of the next token.
+pub struct Prefill {
+    cache: KvCache,
+    first: Vec<f32>,
+}
+
+impl Prefill {
+    /// Number of prompt tokens.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the prompt is empty (never: prompts must have a token).
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+}
+
+/// The synchronous model: weights, tokenizer, chat template.
+pub struct Engine {
+    model: Llama,
+    tokenizer: Tokenizer,
+    chat: ChatTemplate,
+    describe: String,
+}
+
+fn log_softmax_vec(logits: &[f32]) -> Vec<f32> {
+    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let lse = logits.iter().map(|x| (x - m).exp()).sum::<f32>().ln() + m;
+    logits.iter().map(|x| x - lse).collect()
+}
+
+fn sample(logprobs: &[f32], params: &GenParams, rng: &mut Rng) -> u32 {
+    let argmax = || {
+        logprobs
+            .iter()
+            .enumerate()
+            .fold((0usize, f32::NEG_INFINITY), |best, (i, &x)| {
+                if x > best.1 {
+                    (i, x)
+                } else {
+                    best
+                }
+            })
+            .0 as u32
+    };
+    if params.temperature <= 0.0 {
+        return argmax();
+    }
+    let t = params.temperature as f32;
+    let m = logprobs.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut p: Vec<(usize, f32)> = logprobs
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (i, ((x - m) / t).exp()))
+        .collect();
+    p.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f32 = p.iter().map(|x| x.1).sum();
+    let top_p = if params.top_p > 0.0 && params.top_p < 1.0 {
+        params.top_p as f32
+    } else {
+        1.0
+    };
+    let mut acc = 0.0;
+    let mut keep = p.len();
+    for (n, (_, w)) in p.iter().enumerate() {
+        acc += w / total;
+        if acc >= top_p {
+            keep = n + 1;
+            break;
+        }
+    }
+    p.truncate(keep.max(1));
+    let kept: f32 = p.iter().map(|x| x.1).sum();
+    let mut r = rng.f64() as f32 * kept;
+    for (i, w) in &p {
+        if r < *w {
+            return *i as u32;
+        }
+        r -= w;
+    }
+    p.last().map(|x| x.0 as u32).unwrap_or_else(argmax)
+}
+
+impl Engine {
+    /// Builds an engine from parts.
+    pub fn new(model: Llama, tokenizer: Tokenizer, chat: ChatTemplate, describe: String) -> Self {
+        Engine {
+            model,
+            tokenizer,
+            chat,
+            describe,
+        }
+    }
+
+    /// Loads a `.gguf` file or a Hugging Face directory.
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self, LmError> {
+        let device = opts.device.device();
+        let l = super::load::load_with(path, &device, opts.quantized)?;
+        let mut model =
+            Llama::new(l.config, l.weights, false, &device).map_err(|e| LmError::BadModel {
+                path: path.display().to_string(),
+                msg: super::without_backtrace(e).to_string(),
+            })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| path.display().to_string());
+        let n_q = model.set_quantized(&l.quantized);
+        let dev = if device.is_cpu() { "cpu" } else { "cuda" };
+        let kind = if n_q > 0 {
+            format!("{n_q} quantized matmuls + f32")
+        } else {
+            "f32".to_string()
+        };
+        let describe = format!("candle:{name} ({kind}, {dev})");
+        Ok(Engine::new(model, l.tokenizer, l.chat, describe))
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Llama {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The chat template.
+    pub fn chat(&self) -> &ChatTemplate {
+        &self.chat
+    }
+
+    /// Description for run headers.
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>, LmError> {
+        let ids = self.tokenizer.encode(prompt)?;
+        if ids.is_empty() {
+            return Err(LmError::Invalid("empty prompt".into()));
+        }
+        let ctx = self.model.config().max_position_embeddings;
+        if ids.len() >= ctx {
+            return Err(LmError::Invalid(format!(
+                "prompt of {} tokens does not fit the context of {ctx}",
+                ids.len()
+            )));
+        }
+        Ok(ids)
+    }
+
+    fn row(&self, ids: &[u32]) -> Result<Tensor, LmError> {
+        Ok(Tensor::new(ids, self.model.device())?.unsqueeze(0)?)
+    }
+
+    /// Continues `prompt`.
+    pub fn generate(&self, prompt: &str, params: &GenParams) -> Result<Generation, LmError> {
+        let ids = self.encode_prompt(prompt)?;
+        let ctx = self.model.config().max_position_embeddings;
+        let mut rng = Rng::new(params.seed);
+        let mut cache = KvCache::new(self.model.config());
+        let logits = self
+            .model
+            .forward(&self.row(&ids)?, Some(&mut cache), Ops::Fast)?;
+        let mut last: Vec<f32> = logits.i((0, ids.len() - 1))?.to_vec1()?;
+        let mut out: Vec<u32> = Vec::new();
+        let mut logprobs = Vec::new();
+        let mut ends = Vec::new(); // byte length of the decoded text after each token
+        let mut finish = "length";
+        let mut text = String::new();
+        while out.len() < params.max_tokens && cache.len() < ctx {
+            let lp = log_softmax_vec(&last);
+            let tok = sample(&lp, params, &mut rng);
+            if self.tokenizer.eos_ids().contains(&tok) {
+                finish = "stop";
+                break;
+            }
+            out.push(tok);
+            logprobs.push(lp.get(tok as usize).copied().unwrap_or(f32::NEG_INFINITY));
+            text = self.tokenizer.decode(&out)?;
+            ends.push(text.len());
+            if let Some(cut) = params
+                .stop
+                .iter()
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
+                text.truncate(cut);
+                // keep the tokens that end before the stop string starts
+                let keep = ends.iter().take_while(|&&e| e <= cut).count();
+                out.truncate(keep);
+                logprobs.truncate(keep);
+                ends.truncate(keep);
+                finish = "stop";
+                break;
+            }
+            if out.len() >= params.max_tokens {
+                break;
+            }
+            let logits = self
+                .model
+                .forward(&self.row(&[tok])?, Some(&mut cache), Ops::Fast)?;
+            last = logits.i((0, 0))?.to_vec1()?;
+        }
+        let mut tokens = Vec::with_capacity(out.len());
+        let mut prev = 0;
+        for (n, &e) in ends.iter().enumerate() {
+            let piece = self.tokenizer.decode(&out[..=n])?;
+            tokens.push(
+                piece
+                    .get(prev..e.min(piece.len()))
+                    .unwrap_or("")
+                    .to_string(),
+            );
+            prev = e;
+        }
+        Ok(Generation {
+            text,
+            tokens,
+            logprobs,
+            finish_reason: finish.to_string(),
+        })
+    }
+
+    /// Scores continuations: the prompt runs once, its KV cache is repeated along the batch
+    /// and the continuations run as one batch (at most 16 and 2,048 tokens per batch).
+    /// Each continuation is tokenized on its own (no token merges across the boundary).
+    pub fn score(&self, prompt: &str, continuations: &[String]) -> Result<Vec<Scored>, LmError> {
+        let prefill = self.prefill(prompt)?;
+        self.score_after(&prefill, continuations)
+    }
+
+    /// Runs a prompt once (batch 1) and keeps its KV cache and next-token log-probs.
+    pub fn prefill(&self, prompt: &str) -> Result<Prefill, LmError> {
+        let p = self.encode_prompt(prompt)?;
+        let mut cache = KvCache::new(self.model.config());
+        let logits = self
+            .model
+            .forward(&self.row(&p)?, Some(&mut cache), Ops::Fast)?;
+        let first = candle_nn::ops::log_softmax(&logits.i((0, p.len() - 1))?, D::Minus1)?;
+        Ok(Prefill {
+            cache,
+            first: first.to_vec1()?,
+        })
+    }
+
+    /// Scores continuations after a prefilled prompt (see [`Engine::score`]).
+    pub fn score_after(
+        &self,
+        prefill: &Prefill,
+        continuations: &[String],
+    ) -> Result<Vec<Scored>, LmError> {
+        let (cache, first) = (&prefill.cache, &prefill.first);
+        let p_len = cache.len();
+        let conts = continuations
+            .iter()
+            .map(|c| self.tokenizer.encode(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ctx = self.model.config().max_position_embeddings;
+        if let Some(c) = conts.iter().find(|c| p_len + c.len() > ctx) {
+            return Err(LmError::Invalid(format!(
+                "prompt + continuation of {} tokens exceeds the context of {ctx}",
+                p_len + c.len()
+            )));
+        }
+        let mut out: Vec<Scored> = conts
+            .iter()
+            .map(|c| Scored {
+                logprob: 0.0,
+                token_logprobs: c
+                    .first()
+                    .map(|&t| vec![first[t as usize]])
+                    .unwrap_or_default(),
+                n_tokens: c.len(),
+            })
+            .collect();
+        // longest first, so that each batch pads little; batch size bounded by tokens
+        let mut multi: Vec<usize> = (0..conts.len()).filter(|&i| conts[i].len() > 1).collect();
+        multi.sort_by_key(|&i| std::cmp::Reverse(conts[i].len()));
+        let mut chunks: Vec<&[usize]> = Vec::new();
+        let mut rest = multi.as_slice();
+        while let Some(&first) = rest.first() {
+            let n = (SCORE_TOKENS / conts[first].len()).clamp(1, SCORE_BATCH);
+            let (a, b) = rest.split_at(n.min(rest.len()));
+            chunks.push(a);
+            rest = b;
+        }
+        for chunk in chunks {
+            let n = chunk.len();
+            let lmax = chunk.iter().map(|&i| conts[i].len()).max().unwrap_or(1) - 1;
+            let mut inputs = Vec::with_capacity(n * lmax);
+            let mut targets = Vec::with_capacity(n * lmax);
+            for &i in chunk {
+                let c = &conts[i];
+                for j in 0..lmax {
+                    inputs.push(c.get(j).copied().unwrap_or(c[0]));
+                    targets.push(c.get(j + 1).copied().unwrap_or(0));
+                }
+            }
+            let dev = self.model.device();
+            let mut kv = cache.expand(n)?;
+            let lg = self.model.forward(
+                &Tensor::from_vec(inputs, (n, lmax), dev)?,
+                Some(&mut kv),
+                Ops::Fast,
+            )?;
+            let lp: Vec<Vec<f32>> =
+                token_logprobs(&lg, &Tensor::from_vec(targets, (n, lmax), dev)?)?.to_vec2()?;
+            for (k, &i) in chunk.iter().enumerate() {
+                let len = conts[i].len();
+                out[i].token_logprobs.extend_from_slice(&lp[k][..len - 1]);
+            }
+        }
+        for s in &mut out {
+            s.logprob = s.token_logprobs.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// Reference scoring: each prompt + continuation runs as one full sequence, no cache.
+    pub fn score_naive(
+        &self,
+        prompt: &str,
+        continuations: &[String],
+    ) -> Result<Vec<Scored>, LmError> {
+        let p = self.encode_prompt(prompt)?;
+        continuations
+            .iter()
+            .map(|c| {
+                let c = self.tokenizer.encode(c)?;
+                if c.is_empty() {
+                    return Ok(Scored {
+                        logprob: 0.0,
+                        token_logprobs: vec![],
+                        n_tokens: 0,
+                    });
+                }
+                let all: Vec<u32> = p.iter().chain(&c).copied().collect();
+                let lg = self.model.forward(&self.row(&all)?, None, Ops::Fast)?;
+                let lg = lg.narrow(1, p.len() - 1, c.len())?;
+                let lp: Vec<f32> = token_logprobs(&lg, &self.row(&c)?)?.i(0)?.to_vec1()?;
+                Ok(Scored {
+                    logprob: lp.iter().sum(),
+                    n_tokens: c.len(),
+                    token_logprobs: lp,
+                })
+            })
+            .collect()
+    }
+
+    /// Per-token log-probs of a whole text.
+    pub fn text_logprobs(&self, text: &str) -> Result<TextLogprobs, LmError> {
+        let enc = self.tokenizer.encode_with_offsets(text)?;
+        if enc.is_empty() {
+            return Err(LmError::Invalid("empty text".into()));
+        }
+        let ids: Vec<u32> = enc.iter().map(|e| e.0).collect();
+        let mut token_logprobs = vec![None];
+        if ids.len() > 1 {
+            let lg = self.model.forward(&self.row(&ids)?, None, Ops::Fast)?;
+            let lg = lg.narrow(1, 0, ids.len() - 1)?;
+            let lp: Vec<f32> = token_logprobs_of(&lg, &ids[1..], self.model.device())?;
+            token_logprobs.extend(lp.into_iter().map(Some));
+        }
+        let chars: Vec<char> = text.chars().collect();
+        let starts: Vec<usize> = enc.iter().map(|e| e.1).collect();
+        let tokens = (0..enc.len())
+            .map(|i| {
+                let end = starts.get(i + 1).copied().unwrap_or(chars.len());
+                chars[starts[i].min(end)..end].iter().collect()
+            })
+            .collect();
+        Ok(TextLogprobs {
+            tokens,
+            text_offset: starts,
+            token_logprobs,
+        })
+    }
+}
+
+fn token_logprobs_of(lg: &Tensor, targets: &[u32], dev: &Device) -> Result<Vec<f32>, LmError> {
+    let t = Tensor::new(targets, dev)?.unsqueeze(0)?;
+    Ok(token_logprobs(lg, &t)?.i(0)?.to_vec1()?)
+}
+
+enum Job {
+    Generate(
+        String,
+        GenParams,
+        tokio::sync::oneshot::Sender<Result<Generation, LmError>>,
+    ),
+    Score(
+        String,
+        Vec<String>,
+        tokio::sync::oneshot::Sender<Result<Vec<Scored>, LmError>>,
+    ),
+    Text(
+        String,
+        tokio::sync::oneshot::Sender<Result<TextLogprobs, LmError>>,
+    ),
+}
+
+type ScoreReply = tokio::sync::oneshot::Sender<Result<Vec<Scored>, LmError>>;
+/// Score requests for one prompt: (continuations, reply) in arrival order.
+type ScoreGroup = (String, Vec<(Vec<String>, ScoreReply)>);
+
+fn run_jobs(engine: &Engine, jobs: Vec<Job>) {
+    // score requests grouped by prompt, in arrival order of the first request of each prompt
+    let mut groups: Vec<ScoreGroup> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Generate(p, params, reply) => {
+                let _ = reply.send(engine.generate(&p, &params));
+            }
+            Job::Text(t, reply) => {
+                let _ = reply.send(engine.text_logprobs(&t));
+            }
+            Job::Score(p, c, reply) => match groups.iter_mut().find(|g| g.0 == p) {
+                Some(g) => g.1.push((c, reply)),
+                None => groups.push((p, vec![(c, reply)])),
+            },
+        }
+    }
+    for (prompt, reqs) in groups {
+        if reqs.len() == 1 {
+            for (c, reply) in reqs {
+                let _ = reply.send(engine.score(&prompt, &c));
+            }
+            continue;
+        }
+        let all: Vec<String> = reqs.iter().flat_map(|r| r.0.iter().cloned()).collect();
+        tracing::debug!(
+            requests = reqs.len(),
+            continuations = all.len(),
+            "batched scoring"
+        );
+        match engine.score(&prompt, &all) {
+            Ok(mut scored) => {
+                for (c, reply) in reqs {
+                    let rest = scored.split_off(c.len());
+                    let _ = reply.send(Ok(scored));
+                    scored = rest;
+                }
+            }
+            Err(_) => {
+                // report each request's own error (one bad continuation must not fail the others)
+                for (c, reply) in reqs {
+                    let _ = reply.send(engine.score(&prompt, &c));
+                }
+            }
+        }
+    }
+}
+
+/// A local model served by a worker thread.
+pub struct LocalModel {
+    tx: std::sync::Mutex<mpsc::Sender<Job>>,
+    chat: ChatTemplate,
+    describe: String,
+    path: Option<PathBuf>,
+}
+
+impl LocalModel {
+    /// Loads a `.gguf` file or a Hugging Face directory and starts the worker thread.
+    pub fn load(path: &Path, opts: LoadOptions) -> Result<Self, LmError> {
+        let engine = Engine::load(path, &opts)?;
+        let mut m = Self::from_engine(engine);
+        m.path = Some(path.to_path_buf());
+        Ok(m)
+    }
+
+    /// Starts a worker thread owning `engine`.
+    pub fn from_engine(engine: Engine) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let chat = engine.chat().clone();
+        let describe = engine.describe().to_string();
+        std::thread::Builder::new()
+            .name("agentq-lm".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    // Take whatever else is queued, so that concurrent score requests for the
+                    // same prompt share one prompt pass and one batch.
+                    let mut jobs = vec![job];
+                    while let Ok(j) = rx.try_recv() {
+                        jobs.push(j);
+                    }
+                    run_jobs(&engine, jobs);
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!("could not start the model worker: {e}"));
+        LocalModel {
+            tx: std::sync::Mutex::new(tx),
+            chat,
+            describe,
+            path: None,
+        }
+    }
+
+    /// The file or directory the model was loaded from.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn send(&self, job: Job) -> Result<(), LmError> {
+        self.tx
+            .lock()
+            .map_err(|_| LmError::WorkerGone)?
+            .send(job)
+            .map_err(|_| LmError::WorkerGone)
+    }
+}
+
+#[async_trait::async_trait]
+impl LanguageModel for LocalModel {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn apply_chat(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, LmError> {
+        self.chat.render(messages, add_generation_prompt)
+    }
+
+    async fn generate(&self, prompt: &str, params: &GenParams) -> Result<Generation, LmError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Generate(prompt.to_string(), params.clone(), tx))?;
+        rx.await.map_err(|_| LmError::WorkerGone)?
+    }
+
+    async fn score(&self, prompt: &str, continuations: &[String]) -> Result<Vec<Scored>, LmError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Score(prompt.to_string(), continuations.to_vec(), tx))?;
+        rx.await.map_err(|_| LmError::WorkerGone)?
+    }
+
+    async fn text_logprobs(&self, text: &str) -> Result<TextLogprobs, LmError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Text(text.to_string(), tx))?;
+        rx.await.map_err(|_| LmError::WorkerGone)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lp(v: &[f32]) -> Vec<f32> {
+        log_softmax_vec(v)
+    }
+
+    #[test]
+    fn greedy_and_tiny_top_p_pick_the_argmax() {
+        let l = lp(&[0.1, 2.0, 1.9, -1.0]);
+        let mut rng = Rng::new(1);
+        assert_eq!(sample(&l, &GenParams::default(), &mut rng), 1);
+        let p = GenParams {
+            temperature: 1.0,
+            top_p: 1e-6,
+            ..GenParams::default()
+        };
+        for _ in 0..50 {
+            assert_eq!(sample(&l, &p, &mut rng), 1);
+        }
+    }
+
+    #[test]
+    fn sampling_follows_the_distribution_and_the_seed() {
+        let l = lp(&[0.0, (3f32).ln()]); // p = 0.25, 0.75
+        let p = GenParams {
+            temperature: 1.0,
+            seed: 3,
+            ..GenParams::default()
+        };
+        let mut rng = Rng::new(p.seed);
+        let ones = (0..4000).filter(|_| sample(&l, &p, &mut rng) == 1).count();
+        assert!((2850..3150).contains(&ones), "{ones}");
+        let draw = |seed| {
+            let mut r = Rng::new(seed);
+            (0..20).map(|_| sample(&l, &p, &mut r)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(9), draw(9));
+        // top-p 0.5 keeps only the 0.75 token
+        let q = GenParams { top_p: 0.5, ..p };
+        assert!((0..200).all(|_| sample(&l, &q, &mut rng) == 1));
+    }
+
+    #[test]
+    fn log_softmax_sums_to_one() {
+        let l = lp(&[1.0, 2.0, 3.0, 1000.0]);
+        let s: f32 = l.iter().map(|x| x.exp()).sum();
+        assert!((s - 1.0).abs() < 1e-5);
+    }
+}

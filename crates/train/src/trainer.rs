@@ -1,0 +1,824 @@
+//! The trainer: step-level (or trajectory-level) DPO and SFT over any [`TrainModel`], with
+//! LoRA or full fine-tuning, AdamW with warm-up and clipping, gradient accumulation,
+//! TRL-named metrics and atomic, resumable checkpoints.
+//!
+//! Checkpoints: `OUT/checkpoint-<step>/` holds `weights.safetensors` (LoRA adapters or full
+//! weights), `optimizer.safetensors` and `state.json`; `OUT/latest` names the newest complete
+//! one and is replaced atomically after it is written, so a crash never leaves a half
+//! checkpoint in use.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use super::data::{Example, Pair};
+use super::dpo::{dpo_loss, dpo_metrics, sequence_logprob, sft_loss};
+use super::log::{Entry, MetricsLog};
+use super::lora::{Lora, LoraConfig};
+use super::optim::{AdamW, AdamWConfig, Grads};
+use agentq_core::rng::Rng;
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Tensor computation failed.
+    #[error("tensor: {0}")]
+    Tensor(#[from] candle_core::Error),
+    /// Filesystem failure.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Bad input (data, checkpoint, configuration).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(path: &Path, source: std::io::Error) -> TrainError {
+    TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Result of this module.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// A model the trainer can train.
+pub trait TrainModel {
+    /// Device of the weights.
+    fn device(&self) -> &Device;
+    /// Token ids of `text` (no special tokens added).
+    fn encode(&self, text: &str) -> Result<Vec<u32>>;
+    /// For each continuation, the logits predicting its tokens (`[len, vocab]`), with the
+    /// prompt computed once and shared; differentiable; LoRA adapters applied if given.
+    fn continuation_logits(
+        &self,
+        prompt: &[u32],
+        continuations: &[&[u32]],
+        lora: Option<&Lora>,
+    ) -> Result<Vec<Tensor>>;
+    /// The adaptable projections: name → (out, in).
+    fn projections(&self) -> Vec<(String, (usize, usize))>;
+    /// All weights as trainable variables (full fine-tuning); empty if unsupported.
+    fn full_vars(&self) -> Vec<(String, Var)>;
+}
+
+/// What to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Direct preference optimisation on pairs.
+    Dpo,
+    /// Supervised fine-tuning on examples.
+    Sft,
+}
+
+/// Trainer settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// DPO or SFT.
+    pub method: Method,
+    /// DPO β.
+    pub beta: f64,
+    /// LoRA settings; `None` trains every weight.
+    pub lora: Option<LoraConfig>,
+    /// Optimiser.
+    pub optim: AdamWConfig,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Examples (pairs) per optimiser step (gradient accumulation).
+    pub batch_size: usize,
+    /// Prompt tokens kept (the start is cut: the page's tail and the question stay).
+    pub max_prompt_tokens: usize,
+    /// Response tokens kept.
+    pub max_response_tokens: usize,
+    /// Shuffling seed.
+    pub seed: u64,
+    /// Checkpoint every this many optimiser steps (and at the end).
+    pub checkpoint_every: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            method: Method::Dpo,
+            beta: 0.1,
+            lora: Some(LoraConfig::default()),
+            optim: AdamWConfig {
+                lr: 5e-4,
+                warmup_steps: 2,
+                ..AdamWConfig::default()
+            },
+            epochs: 1,
+            batch_size: 4,
+            max_prompt_tokens: 1024,
+            max_response_tokens: 64,
+            seed: 0,
+            checkpoint_every: 50,
+        }
+    }
+}
+
+/// Saved progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps done.
+    pub step: u64,
+    /// Examples consumed in total (across epochs).
+    pub consumed: u64,
+    /// The configuration (a resume must use the same).
+    pub config: TrainConfig,
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Optimiser steps in total.
+    pub steps: u64,
+    /// Examples processed in this call.
+    pub examples: u64,
+    /// Seconds per example (forward + backward) in this call.
+    pub seconds_per_example: f64,
+    /// Trainable parameters.
+    pub trainable_params: usize,
+    /// The last logged metrics.
+    pub last: HashMap<String, f64>,
+    /// Checkpoint directory written last.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// One unit of training data, tokenized.
+enum Item {
+    Pair {
+        prompt: Vec<u32>,
+        chosen: Vec<u32>,
+        rejected: Vec<u32>,
+        ref_c: Option<f64>,
+        ref_r: Option<f64>,
+    },
+    Sft {
+        prompt: Vec<u32>,
+        response: Vec<u32>,
+    },
+}
+
+fn clip_prompt(mut p: Vec<u32>, max: usize) -> Vec<u32> {
+    if p.len() > max {
+        p.drain(..p.len() - max);
+    }
+    p
+}
+
+fn clip_response(mut r: Vec<u32>, max: usize) -> Vec<u32> {
+    r.truncate(max);
+    r
+}
+
+/// The trainable variables of a run: LoRA adapters or all weights.
+pub struct Trainable {
+    /// Adapters, when training LoRA.
+    pub lora: Option<Lora>,
+    vars: Vec<(String, Var)>,
+}
+
+impl Trainable {
+    /// Adapters (seeded) or the model's full weights, per `config`.
+    pub fn new<M: TrainModel + ?Sized>(model: &M, config: &TrainConfig) -> Result<Trainable> {
+        match &config.lora {
+            Some(lc) => {
+                let lora = Lora::new(&model.projections(), lc, model.device())?;
+                if lora.layers.is_empty() {
+                    return Err(TrainError::Invalid(format!(
+                        "LoRA targets {:?} match no projection of the model",
+                        lc.targets
+                    )));
+                }
+                let vars = lora.vars();
+                Ok(Trainable {
+                    lora: Some(lora),
+                    vars,
+                })
+            }
+            None => {
+                let vars = model.full_vars();
+                if vars.is_empty() {
+                    return Err(TrainError::Invalid(
+                        "this model was not loaded for full fine-tuning; use LoRA".into(),
+                    ));
+                }
+                Ok(Trainable { lora: None, vars })
+            }
+        }
+    }
+
+    /// The variables being trained, by name.
+    pub fn vars(&self) -> &[(String, Var)] {
+        &self.vars
+    }
+
+    /// Parameter count.
+    pub fn n_params(&self) -> usize {
+        self.vars.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// The weights as named tensors.
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        self.vars
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect()
+    }
+
+    /// Loads weights saved by [`Trainable::tensors`].
+    pub fn load(&self, t: &HashMap<String, Tensor>, origin: &Path) -> Result<()> {
+        for (n, v) in &self.vars {
+            let x = t.get(n).ok_or_else(|| {
+                TrainError::Invalid(format!("{}: no tensor {n}", origin.display()))
+            })?;
+            if x.shape() != v.shape() {
+                return Err(TrainError::Invalid(format!(
+                    "{}: {n} has shape {:?}, expected {:?}",
+                    origin.display(),
+                    x.shape(),
+                    v.shape()
+                )));
+            }
+            v.set(x)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `tensors` as safetensors to `path` atomically (temporary file, synced, renamed).
+pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    agentq_core::fs::replace_with(path, |tmp| {
+        candle_core::safetensors::save(tensors, tmp).map_err(std::io::Error::other)
+    })
+    .map_err(|e| io(&e.path, e.source))
+}
+
+/// Writes `bytes` to `path` atomically, errors naming the path.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    agentq_core::fs::write_atomic(path, bytes).map_err(|e| io(&e.path, e.source))
+}
+
+/// Reads a safetensors file.
+pub fn load_tensors(path: &Path, dev: &Device) -> Result<HashMap<String, Tensor>> {
+    if !path.exists() {
+        return Err(io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    candle_core::safetensors::load(path, dev)
+        .map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// The checkpoint `OUT/latest` names, if any.
+pub fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
+    let f = out.join("latest");
+    match std::fs::read_to_string(&f) {
+        Ok(name) => {
+            let p = out.join(name.trim());
+            if !p.join("state.json").exists() {
+                return Err(TrainError::Invalid(format!(
+                    "{} names {} which is incomplete",
+                    f.display(),
+                    p.display()
+                )));
+            }
+            Ok(Some(p))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&f, e)),
+    }
+}
+
+fn write_checkpoint(
+    out: &Path,
+    trainable: &Trainable,
+    opt: &AdamW,
+    state: &TrainState,
+) -> Result<PathBuf> {
+    let dir = out.join(format!("checkpoint-{}", state.step));
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    save_tensors(&trainable.tensors(), &dir.join("weights.safetensors"))?;
+    let (opt_state, _) = opt.state();
+    save_tensors(&opt_state, &dir.join("optimizer.safetensors"))?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| TrainError::Invalid(e.to_string()))?;
+    write_atomic(&dir.join("state.json"), &json)?;
+    write_atomic(
+        &out.join("latest"),
+        format!("checkpoint-{}\n", state.step).as_bytes(),
+    )?;
+    // Older checkpoints are superseded.
+    if let Ok(rd) = std::fs::read_dir(out) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("checkpoint-") && e.path() != dir {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// Called after each optimiser step with (step, total steps, the logged entry).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, &Entry);
+
+/// The value of a one-element tensor.
+pub(crate) fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Trains `model` on `pairs` (DPO) or `examples` (SFT) into `out` (checkpoints, `log.jsonl`),
+/// resuming from `out/latest` when present; with `stop_after`, returns (after a checkpoint)
+/// once that many optimiser steps are done. Returns the trainable variables (to keep using
+/// the trained model) and a summary.
+pub fn train<M: TrainModel + ?Sized>(
+    model: &M,
+    pairs: &[Pair],
+    examples: &[Example],
+    config: &TrainConfig,
+    out: &Path,
+    stop_after: Option<u64>,
+    progress: Progress<'_>,
+) -> Result<(Trainable, TrainSummary)> {
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let trainable = Trainable::new(model, config)?;
+    // Tokenize once.
+    let items: Vec<Item> = match config.method {
+        Method::Dpo => pairs
+            .iter()
+            .map(|p| {
+                Ok(Item::Pair {
+                    prompt: clip_prompt(model.encode(&p.prompt)?, config.max_prompt_tokens),
+                    chosen: clip_response(model.encode(&p.chosen)?, config.max_response_tokens),
+                    rejected: clip_response(model.encode(&p.rejected)?, config.max_response_tokens),
+                    ref_c: p.ref_chosen,
+                    ref_r: p.ref_rejected,
+                })
+            })
+            .collect::<Result<_>>()?,
+        Method::Sft => examples
+            .iter()
+            .map(|e| {
+                Ok(Item::Sft {
+                    prompt: clip_prompt(model.encode(&e.prompt)?, config.max_prompt_tokens),
+                    response: clip_response(model.encode(&e.response)?, config.max_response_tokens),
+                })
+            })
+            .collect::<Result<_>>()?,
+    };
+    if items.is_empty() {
+        return Err(TrainError::Invalid("no training data".into()));
+    }
+    for (i, it) in items.iter().enumerate() {
+        let empty = match it {
+            Item::Pair {
+                prompt,
+                chosen,
+                rejected,
+                ..
+            } => prompt.is_empty() || chosen.is_empty() || rejected.is_empty(),
+            Item::Sft { prompt, response } => prompt.is_empty() || response.is_empty(),
+        };
+        if empty {
+            return Err(TrainError::Invalid(format!(
+                "example {i}: empty prompt or response after tokenization"
+            )));
+        }
+    }
+    // Reference log-probs: logged ones, else the model before training (adapters off).
+    let refs = reference_logprobs(model, &items, out)?;
+    let mut opt = AdamW::new(trainable.vars.clone(), config.optim)?;
+    let mut state = TrainState {
+        step: 0,
+        consumed: 0,
+        config: config.clone(),
+    };
+    if let Some(ck) = latest_checkpoint(out)? {
+        let s: TrainState =
+            serde_json::from_slice(&std::fs::read(ck.join("state.json")).map_err(|e| io(&ck, e))?)
+                .map_err(|e| {
+                    TrainError::Invalid(format!("{}: {e}", ck.join("state.json").display()))
+                })?;
+        if s.config != *config {
+            return Err(TrainError::Invalid(format!(
+                "{} was written with other settings; use a new output directory",
+                ck.display()
+            )));
+        }
+        trainable.load(
+            &load_tensors(&ck.join("weights.safetensors"), model.device())?,
+            &ck,
+        )?;
+        let os = load_tensors(&ck.join("optimizer.safetensors"), model.device())?;
+        opt.load_state(&os, s.step)?;
+        state = s;
+        tracing::info!(checkpoint = %ck.display(), step = state.step, "resumed training");
+    }
+    let n = items.len() as u64;
+    let total_examples = n * config.epochs as u64;
+    let bs = config.batch_size.max(1) as u64;
+    let total_steps = total_examples.div_ceil(bs);
+    let mut log = MetricsLog::open(&out.join("log.jsonl")).map_err(|e| io(out, e))?;
+    let started = Instant::now();
+    let mut done_here = 0u64;
+    let mut last = HashMap::new();
+    let mut last_ck = None;
+    let order_of = |epoch: u64| {
+        let mut o: Vec<usize> = (0..items.len()).collect();
+        Rng::keyed(config.seed, &format!("epoch {epoch}")).shuffle(&mut o);
+        o
+    };
+    while state.consumed < total_examples {
+        let mut acc = Grads::default();
+        let mut rows = Vec::new();
+        let mut sft_losses = Vec::new();
+        let mut in_batch = 0u64;
+        while in_batch < bs && state.consumed < total_examples {
+            let epoch = state.consumed / n;
+            let idx = order_of(epoch)[(state.consumed % n) as usize];
+            match &items[idx] {
+                Item::Pair {
+                    prompt,
+                    chosen,
+                    rejected,
+                    ..
+                } => {
+                    let logits = model.continuation_logits(
+                        prompt,
+                        &[chosen, rejected],
+                        trainable.lora.as_ref(),
+                    )?;
+                    let pc = sequence_logprob(&logits[0], chosen)?;
+                    let pr = sequence_logprob(&logits[1], rejected)?;
+                    let (rc, rr) = refs[idx];
+                    let loss = dpo_loss(&pc, &pr, rc, rr, config.beta)?;
+                    opt.accumulate(&mut acc, &loss.backward()?)?;
+                    rows.push((scalar(&pc)?, scalar(&pr)?, rc, rr));
+                }
+                Item::Sft { prompt, response } => {
+                    let logits =
+                        model.continuation_logits(prompt, &[response], trainable.lora.as_ref())?;
+                    let loss = sft_loss(&logits[0], response)?;
+                    opt.accumulate(&mut acc, &loss.backward()?)?;
+                    sft_losses.push(scalar(&loss)?);
+                }
+            }
+            state.consumed += 1;
+            in_batch += 1;
+            done_here += 1;
+        }
+        let lr = opt.current_lr();
+        let grad_norm = opt.step_accumulated(&acc, 1.0 / in_batch as f64)?;
+        state.step = opt.steps();
+        let mut metrics: Vec<(&str, f64)> = match config.method {
+            Method::Dpo => dpo_metrics(&rows, config.beta).named(),
+            Method::Sft => vec![(
+                "loss",
+                sft_losses.iter().sum::<f64>() / sft_losses.len().max(1) as f64,
+            )],
+        };
+        metrics.push(("grad_norm", grad_norm));
+        metrics.push(("learning_rate", lr));
+        let entry = Entry {
+            step: state.step,
+            epoch: state.consumed as f64 / n as f64,
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        };
+        log.write(&entry).map_err(|e| io(log.path(), e))?;
+        last = entry.metrics.clone().into_iter().collect();
+        progress(state.step, total_steps, &entry);
+        let stop = stop_after.is_some_and(|s| state.step >= s);
+        if state.step % config.checkpoint_every.max(1) == 0
+            || state.consumed >= total_examples
+            || stop
+        {
+            last_ck = Some(write_checkpoint(out, &trainable, &opt, &state)?);
+        }
+        if stop {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok((
+        Trainable {
+            lora: trainable.lora.clone(),
+            vars: trainable.vars.clone(),
+        },
+        TrainSummary {
+            steps: state.step,
+            examples: done_here,
+            seconds_per_example: if done_here > 0 {
+                secs / done_here as f64
+            } else {
+                0.0
+            },
+            trainable_params: trainable.n_params(),
+            last,
+            checkpoint: last_ck.or(latest_checkpoint(out)?),
+        },
+    ))
+}
+
+/// Reference log-probs per item (SFT items get zeros): the logged values, else computed
+/// once with the untrained model and cached in `out/refs.json` (so a resumed run uses the
+/// same reference).
+fn reference_logprobs<M: TrainModel + ?Sized>(
+    model: &M,
+    items: &[Item],
+    out: &Path,
+) -> Result<Vec<(f64, f64)>> {
+    let cache = out.join("refs.json");
+    if let Ok(bytes) = std::fs::read(&cache) {
+        if let Ok(v) = serde_json::from_slice::<Vec<(f64, f64)>>(&bytes) {
+            if v.len() == items.len() {
+                return Ok(v);
+            }
+        }
+    }
+    let mut v = Vec::with_capacity(items.len());
+    for it in items {
+        v.push(match it {
+            Item::Pair {
+                ref_c: Some(c),
+                ref_r: Some(r),
+                ..
+            } => (*c, *r),
+            Item::Pair {
+                prompt,
+                chosen,
+                rejected,
+                ..
+            } => {
+                let l = model.continuation_logits(prompt, &[chosen, rejected], None)?;
+                (
+                    scalar(&sequence_logprob(&l[0].detach(), chosen)?)?,
+                    scalar(&sequence_logprob(&l[1].detach(), rejected)?)?,
+                )
+            }
+            Item::Sft { .. } => (0.0, 0.0),
+        });
+    }
+    let json = serde_json::to_vec(&v).map_err(|e| TrainError::Invalid(e.to_string()))?;
+    write_atomic(&cache, &json)?;
+    Ok(v)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    /// A bigram toy model: next-token logits = (frozen projections of the embedding of the
+    /// current token) · embeddingsᵀ; bytes are tokens.
+    pub(crate) struct Toy {
+        dev: Device,
+        emb: Var,
+        q: Var,
+        v: Var,
+    }
+
+    impl Toy {
+        pub(crate) fn new(seed: u64) -> Toy {
+            let dev = Device::Cpu;
+            let mut rng = Rng::new(seed);
+            let mut m = |r: usize, c: usize, s: f64| {
+                let v: Vec<f32> = (0..r * c).map(|_| rng.uniform(-s, s) as f32).collect();
+                Var::from_vec(v, (r, c), &dev).unwrap()
+            };
+            let emb = m(128, 16, 0.5);
+            let q = m(16, 16, 0.4);
+            let v = m(16, 16, 0.4);
+            Toy {
+                dev: Device::Cpu,
+                emb,
+                q,
+                v,
+            }
+        }
+
+        fn proj(
+            x: &Tensor,
+            w: &Var,
+            name: &str,
+            lora: Option<&Lora>,
+        ) -> candle_core::Result<Tensor> {
+            let y = x.matmul(&w.as_tensor().t()?)?;
+            match lora.and_then(|l| l.layers.get(name)) {
+                Some(l) => y + l.delta(x)?,
+                None => Ok(y),
+            }
+        }
+    }
+
+    impl TrainModel for Toy {
+        fn device(&self) -> &Device {
+            &self.dev
+        }
+        fn encode(&self, text: &str) -> Result<Vec<u32>> {
+            Ok(text.bytes().map(|b| u32::from(b & 127)).collect())
+        }
+        fn continuation_logits(
+            &self,
+            prompt: &[u32],
+            conts: &[&[u32]],
+            lora: Option<&Lora>,
+        ) -> Result<Vec<Tensor>> {
+            conts
+                .iter()
+                .map(|c| {
+                    let mut inp = vec![*prompt.last().unwrap()];
+                    inp.extend_from_slice(&c[..c.len() - 1]);
+                    let ids = Tensor::new(inp.as_slice(), &self.dev)?;
+                    let h = self.emb.as_tensor().index_select(&ids, 0)?;
+                    let h = Toy::proj(&h, &self.q, "blk.0.attn_q", lora)?.tanh()?;
+                    let h = Toy::proj(&h, &self.v, "blk.0.attn_v", lora)?;
+                    Ok(h.matmul(&self.emb.as_tensor().t()?)?)
+                })
+                .collect()
+        }
+        fn projections(&self) -> Vec<(String, (usize, usize))> {
+            vec![
+                ("blk.0.attn_q".into(), (16, 16)),
+                ("blk.0.attn_v".into(), (16, 16)),
+            ]
+        }
+        fn full_vars(&self) -> Vec<(String, Var)> {
+            vec![
+                ("token_embd".into(), self.emb.clone()),
+                ("blk.0.attn_q".into(), self.q.clone()),
+                ("blk.0.attn_v".into(), self.v.clone()),
+            ]
+        }
+    }
+
+    fn pairs() -> Vec<Pair> {
+        ["red shoes", "blue hat", "green scarf"]
+            .iter()
+            .map(|w| Pair {
+                prompt: format!("buy {w}: "),
+                chosen: "click[a]".into(),
+                rejected: "click[b]".into(),
+                ref_chosen: None,
+                ref_rejected: None,
+            })
+            .collect()
+    }
+
+    fn cfg(method: Method, lora: bool) -> TrainConfig {
+        TrainConfig {
+            method,
+            lora: lora.then(|| LoraConfig {
+                rank: 4,
+                alpha: 8.0,
+                ..LoraConfig::default()
+            }),
+            optim: AdamWConfig {
+                lr: 2e-2,
+                warmup_steps: 1,
+                ..AdamWConfig::default()
+            },
+            epochs: 8,
+            batch_size: 3,
+            checkpoint_every: 2,
+            ..TrainConfig::default()
+        }
+    }
+
+    #[test]
+    fn dpo_raises_margins_and_accuracies() {
+        for lora in [true, false] {
+            let model = Toy::new(1);
+            let d = tempfile::tempdir().unwrap();
+            let mut entries = Vec::new();
+            let (_, sum) = train(
+                &model,
+                &pairs(),
+                &[],
+                &cfg(Method::Dpo, lora),
+                d.path(),
+                None,
+                &mut |_, _, e| entries.push(e.clone()),
+            )
+            .unwrap();
+            let first = &entries[0].metrics;
+            let last = &entries.last().unwrap().metrics;
+            assert!(
+                (first["loss"] - std::f64::consts::LN_2).abs() < 1e-4,
+                "first loss {first:?}"
+            );
+            assert!(
+                last["rewards/margins"] > first["rewards/margins"] + 0.05,
+                "lora {lora}: {first:?} → {last:?}"
+            );
+            assert_eq!(last["rewards/accuracies"], 1.0, "{last:?}");
+            assert!(last["loss"] < first["loss"]);
+            assert!(last["logps/chosen"] > first["logps/chosen"]);
+            assert_eq!(sum.steps, 8);
+            assert!(sum.checkpoint.unwrap().join("weights.safetensors").exists());
+            let logged = super::super::log::read(&d.path().join("log.jsonl")).unwrap();
+            assert_eq!(logged.len(), 8);
+            assert!(logged[0].metrics.contains_key("grad_norm"));
+        }
+    }
+
+    #[test]
+    fn sft_lowers_loss() {
+        let model = Toy::new(2);
+        let ex: Vec<Example> = pairs()
+            .into_iter()
+            .map(|p| Example {
+                prompt: p.prompt,
+                response: p.chosen,
+            })
+            .collect();
+        let d = tempfile::tempdir().unwrap();
+        let mut losses = Vec::new();
+        train(
+            &model,
+            &[],
+            &ex,
+            &cfg(Method::Sft, true),
+            d.path(),
+            None,
+            &mut |_, _, e| losses.push(e.metrics["loss"]),
+        )
+        .unwrap();
+        assert!(losses.last().unwrap() < &(losses[0] * 0.9), "{losses:?}");
+        assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    }
+
+    fn logits_with(model: &Toy, t: &Trainable) -> Vec<f32> {
+        let l = model
+            .continuation_logits(&[1, 2], &[&[3, 4, 5]], t.lora.as_ref())
+            .unwrap();
+        l[0].flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn checkpoints_reload_identically_and_resume_exactly() {
+        let c = cfg(Method::Dpo, true);
+        // Straight through.
+        let m1 = Toy::new(3);
+        let d1 = tempfile::tempdir().unwrap();
+        let (t1, _) = train(&m1, &pairs(), &[], &c, d1.path(), None, &mut |_, _, _| {}).unwrap();
+        // Stopped after 3 steps, then resumed in a fresh process (fresh model and adapters).
+        let d2 = tempfile::tempdir().unwrap();
+        let m2 = Toy::new(3);
+        train(
+            &m2,
+            &pairs(),
+            &[],
+            &c,
+            d2.path(),
+            Some(3),
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        let m3 = Toy::new(3);
+        let (t3, s3) = train(&m3, &pairs(), &[], &c, d2.path(), None, &mut |_, _, _| {}).unwrap();
+        assert_eq!(s3.examples, 24 - 9);
+        assert_eq!(
+            logits_with(&m1, &t1),
+            logits_with(&m3, &t3),
+            "resume is exact"
+        );
+        // Save → load → identical logits.
+        let ck = latest_checkpoint(d1.path()).unwrap().unwrap();
+        let fresh = Trainable::new(&m1, &c).unwrap();
+        assert_ne!(logits_with(&m1, &fresh), logits_with(&m1, &t1));
+        fresh
+            .load(
+                &load_tensors(&ck.join("weights.safetensors"), &Device::Cpu).unwrap(),
+                &ck,
+            )
+            .unwrap();
+        assert_eq!(logits_with(&m1, &fresh), logits_with(&m1, &t1));
+        // Other settings cannot resume this directory.
+        let mut other = c.clone();
+        other.beta = 0.5;
+        let e = train(
+            &m1,
+            &pairs(),
+            &[],
+            &other,
+            d1.path(),
+            None,
+            &mut |_, _, _| {},
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("other settings"), "{e}");
+        let _ = DType::F32;
+    }
+}
