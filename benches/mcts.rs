@@ -112,6 +112,10 @@ impl Env for Instant3 {
     fn observation(&self) -> Option<&Observation> {
         self.obs.as_ref()
     }
+    // WebShop-shaped URLs (`…/done/…` when finished).
+    fn page_kind(&self, obs: &Observation) -> agentq::env::PageKind {
+        agentq::env::sites::webshop::page_kind_of_url(&obs.url)
+    }
     fn snapshot(&self) -> env::Result<Snapshot> {
         Ok(Snapshot {
             goal: 0,
@@ -171,7 +175,7 @@ fn bench(c: &mut Criterion) {
     );
     let (meta, cfg) = (meta(), cfg());
     let task = |i: usize| TaskRef {
-        split: Some(agentq::store::Split::Test),
+        split: Some(agentq::env::Split::Test),
         index: i,
     };
     // Shape of one search (deterministic): expansions, env steps and restores.

@@ -272,6 +272,7 @@ async fn critic_ranks_by_iterative_pick_best_and_judges() {
         instruction: &obs.instruction,
         history: &[],
         observation: &obs,
+        page: e.page_kind(&obs),
         mode: ObsMode::Text,
         available: &available,
         k: 3,

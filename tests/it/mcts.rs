@@ -117,6 +117,11 @@ impl Env for Fake {
         self.obs.as_ref()
     }
 
+    // The fake's URLs are WebShop-shaped (`…/done/…` when finished).
+    fn page_kind(&self, obs: &Observation) -> agentq::env::PageKind {
+        agentq::env::sites::webshop::page_kind_of_url(&obs.url)
+    }
+
     fn snapshot(&self) -> env::Result<Snapshot> {
         Ok(Snapshot {
             goal: 0,
@@ -383,7 +388,7 @@ fn store_env() -> impl Env {
 
 fn test_task(i: usize) -> TaskRef {
     TaskRef {
-        split: Some(agentq::store::Split::Test),
+        split: Some(agentq::env::Split::Test),
         index: i,
     }
 }
@@ -438,7 +443,9 @@ async fn identical_seeds_give_identical_trees() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oracle_proposer_succeeds_on_the_store_and_rollouts_replay() {
     let s = store();
-    let oracle = Oracle::new(Arc::clone(s.catalog_arc()));
+    let oracle = Oracle::new(Arc::new(agentq::env::sites::webshop::CatalogKnowledge(
+        Arc::clone(s.catalog_arc()),
+    )));
     for i in [0, 3] {
         let mut env = store_env();
         let r = mcts::search(

@@ -57,7 +57,7 @@ pub struct EpisodeMeta {
 pub fn header(
     meta: &EpisodeMeta,
     policy: &str,
-    task: TaskRef,
+    (task, goal): (TaskRef, usize),
     seed: u64,
     instruction: &str,
 ) -> Header {
@@ -68,7 +68,7 @@ pub fn header(
         env: meta.env.clone(),
         data_hash: meta.data_hash.clone(),
         task: task.to_string(),
-        goal: task.goal_index(),
+        goal,
         seed,
         driver: meta.driver.clone(),
         obs_mode: meta.obs_mode,
@@ -102,7 +102,8 @@ pub async fn run_episode(
     let mut obs: Observation = env.reset(task, seed).await?;
     let mut shot = env.last_screenshot();
     let instruction = obs.instruction.clone();
-    let header = header(meta, &policy.describe(), task, seed, &instruction);
+    let goal = env.task_index(task);
+    let header = header(meta, &policy.describe(), (task, goal), seed, &instruction);
     let mut history: Vec<Turn> = Vec::new();
     let mut steps: Vec<StepRecord> = Vec::new();
     let mut detail = None;
@@ -112,11 +113,12 @@ pub async fn run_episode(
         let proposal = {
             let ctx = Context {
                 task,
-                goal: task.goal_index(),
+                goal,
                 seed,
                 instruction: &instruction,
                 history: &history,
                 observation: &obs,
+                page: env.page_kind(&obs),
                 mode: meta.obs_mode,
                 available: &available,
                 k: meta.k,

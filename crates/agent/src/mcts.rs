@@ -414,11 +414,12 @@ impl Search<'_> {
     ) -> Context<'c> {
         Context {
             task: self.task,
-            goal: self.task.goal_index(),
+            goal: self.env.task_index(self.task),
             seed,
             instruction: &self.tree.instruction,
             history,
             observation: obs,
+            page: self.env.page_kind(obs),
             mode: self.meta.obs_mode,
             available,
             k,
@@ -831,7 +832,7 @@ impl Search<'_> {
         let mut h = header(
             self.meta,
             &self.policy.describe(),
-            self.task,
+            (self.task, self.env.task_index(self.task)),
             self.seed,
             &self.tree.instruction,
         );

@@ -12,6 +12,8 @@ pub mod browser;
 pub mod check;
 pub mod drivers;
 pub mod observe;
+pub mod site;
+pub mod sites;
 pub mod spec;
 pub mod web;
 
@@ -19,29 +21,19 @@ use serde::{Deserialize, Serialize};
 
 pub use action::{Action, ParseError};
 pub use observe::{ObsMode, Observation};
+pub use site::{GoalHint, GoalKnowledge, PageKind, Site, Split};
+pub use sites::RewardDetail;
 pub use spec::EnvSpec;
 pub use web::{EnvConfig, WebEnv};
 
-use agentq_webshop::{RewardBreakdown, Split};
-
 /// Which goal an episode pursues: `test:7`, `dev:0`, `train:12` (index within the split) or a
-/// plain goal index `7`.
+/// plain goal index `7`. The site resolves it to an absolute index ([`Env::task_index`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRef {
     /// Split the index is relative to (`None`: absolute goal index).
     pub split: Option<Split>,
     /// Index (within the split when `split` is set).
     pub index: usize,
-}
-
-impl TaskRef {
-    /// The absolute goal index.
-    pub fn goal_index(&self) -> usize {
-        match self.split {
-            Some(s) => s.range(usize::MAX).start + self.index,
-            None => self.index,
-        }
-    }
 }
 
 impl std::str::FromStr for TaskRef {
@@ -77,9 +69,9 @@ pub struct StepInfo {
     pub locked: bool,
     /// Steps taken in this episode so far (including this one, excluding locked ones).
     pub steps: usize,
-    /// WebShop's verbose reward breakdown, on the purchase step.
+    /// The site's reward breakdown, on the terminal step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reward_detail: Option<RewardBreakdown>,
+    pub reward_detail: Option<RewardDetail>,
 }
 
 /// The result of one step.
@@ -114,7 +106,8 @@ pub struct Snapshot {
     pub truncated: bool,
     /// Reward of the purchase, once made.
     pub reward: f64,
-    /// ASINs visited (for `text_rich`'s clicked markers).
+    /// Keys of the links followed so far, as the site names them ([`Site::visited_key`]:
+    /// ASINs for WebShop), for observations that mark visited links.
     pub visited: Vec<String>,
 }
 
@@ -147,6 +140,26 @@ pub enum Error {
     /// last good page. `WebEnv::step` turns it into a no-op step with `info.error` set.
     #[error("navigation off the store's origin to {0} (undone)")]
     OffSite(String),
+    /// An env spec names a site that is not registered.
+    #[error("unknown site {0}")]
+    UnknownSite(String),
+    /// An env spec that does not read or parse.
+    #[error("{}, spec: {message}", path.display())]
+    Spec {
+        /// The spec file.
+        path: std::path::PathBuf,
+        /// What is wrong (naming the field).
+        message: String,
+    },
+    /// A spec file that cannot be read.
+    #[error("{}: {source}", path.display())]
+    SpecIo {
+        /// The spec file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Store-side failure (loading data).
     #[error(transparent)]
     Store(#[from] agentq_webshop::Error),
@@ -164,6 +177,17 @@ pub trait Env: Send {
     async fn step(&mut self, action: &str) -> Result<Step>;
     /// The current observation (after `reset`).
     fn observation(&self) -> Option<&Observation>;
+    /// The absolute task index of `task` on this env's site. The default, for envs without
+    /// a split layout, is the index as written.
+    fn task_index(&self, task: TaskRef) -> usize {
+        task.index
+    }
+    /// What kind of page `obs` (an observation of this env) shows. The default, for envs
+    /// without a site, is [`PageKind::Other`].
+    fn page_kind(&self, obs: &Observation) -> PageKind {
+        let _ = obs;
+        PageKind::Other
+    }
     /// Valid actions on the current page: `search[...]` when a search bar is present and
     /// `click[label]` for each clickable.
     fn available_actions(&self) -> Vec<String> {
@@ -196,14 +220,13 @@ mod tests {
     #[test]
     fn task_refs() {
         let t: TaskRef = "test:7".parse().unwrap();
-        assert_eq!(t.goal_index(), 7);
+        assert_eq!((t.split, t.index), (Some(Split::Test), 7));
         let t: TaskRef = "dev:3".parse().unwrap();
-        assert_eq!(t.goal_index(), 503);
+        assert_eq!((t.split, t.index), (Some(Split::Dev), 3));
         let t: TaskRef = "train:0".parse().unwrap();
-        assert_eq!(t.goal_index(), 1500);
         assert_eq!(t.to_string(), "train:0");
         let t: TaskRef = "42".parse().unwrap();
-        assert_eq!(t.goal_index(), 42);
+        assert_eq!((t.split, t.index), (None, 42));
         assert!("x:1".parse::<TaskRef>().is_err());
         assert!("test:-1".parse::<TaskRef>().is_err());
         assert!("".parse::<TaskRef>().is_err());

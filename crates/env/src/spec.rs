@@ -46,22 +46,67 @@ pub struct Splits {
     pub train: [i64; 2],
 }
 
+impl Splits {
+    /// The `[start, end]` range of `split` as written.
+    pub fn get(&self, split: crate::Split) -> [i64; 2] {
+        match split {
+            crate::Split::Test => self.test,
+            crate::Split::Dev => self.dev,
+            crate::Split::Train => self.train,
+        }
+    }
+}
+
 impl EnvSpec {
     /// Parses a spec file, naming the file and field on error.
     pub fn load(path: &Path) -> Result<EnvSpec> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Store(agentq_webshop::Error::Io {
-                path: path.to_path_buf(),
-                source: e,
-            })
+        let text = std::fs::read_to_string(path).map_err(|source| Error::SpecIo {
+            path: path.to_path_buf(),
+            source,
         })?;
-        Self::parse(&text).map_err(|m| {
-            Error::Store(agentq_webshop::Error::Data {
-                path: path.to_path_buf(),
-                location: "spec".into(),
-                message: m,
-            })
-        })
+        let spec = Self::parse(&text).map_err(|message| Error::Spec {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        spec.check_site().map_err(|message| Error::Spec {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(spec)
+    }
+
+    /// The site adapter the spec names.
+    pub fn site(&self) -> Result<std::sync::Arc<dyn crate::Site>> {
+        crate::sites::by_name(&self.site)
+    }
+
+    /// Checks that `site` is registered and that `splits` states the site's split layout
+    /// (a spec documents the layout; the site defines it).
+    pub fn check_site(&self) -> std::result::Result<(), String> {
+        let site = self.site().map_err(|e| format!("site: {e}"))?;
+        for split in crate::Split::ALL {
+            let [start, end] = self.splits.get(split);
+            let r = site.split_range(split, usize::MAX);
+            let end_ok = if end < 0 {
+                r.end == usize::MAX
+            } else {
+                usize::try_from(end) == Ok(r.end)
+            };
+            if usize::try_from(start) != Ok(r.start) || !end_ok {
+                let end = if r.end == usize::MAX {
+                    "-1".to_string()
+                } else {
+                    r.end.to_string()
+                };
+                return Err(format!(
+                    "splits.{}: the {} site's layout is [{}, {end}]",
+                    split.name(),
+                    site.name(),
+                    r.start
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Parses spec text.
@@ -104,5 +149,21 @@ mod tests {
         let e = EnvSpec::parse(&ok.replace("observation = \"text\"", "observation = \"pdf\""))
             .unwrap_err();
         assert!(e.contains("observation") || e.contains("pdf"), "{e}");
+    }
+
+    #[test]
+    fn specs_must_name_a_registered_site_and_its_splits() {
+        let ok = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../envs/webshop-v0.toml"),
+        )
+        .unwrap();
+        let spec = EnvSpec::parse(&ok).unwrap();
+        spec.check_site().unwrap();
+        let other = EnvSpec::parse(&ok.replace("site = \"webshop\"", "site = \"nope\"")).unwrap();
+        let e = other.check_site().unwrap_err();
+        assert!(e.contains("site") && e.contains("nope"), "{e}");
+        let moved = EnvSpec::parse(&ok.replace("dev = [500, 1500]", "dev = [500, 1400]")).unwrap();
+        let e = moved.check_site().unwrap_err();
+        assert!(e.contains("splits.dev") && e.contains("[500, 1500]"), "{e}");
     }
 }

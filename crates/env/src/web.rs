@@ -1,21 +1,20 @@
 //! The web environment over a transport: one episode logic for the in-process and HTTP
 //! drivers.
 //!
-//! A [`Transport`] fetches pages by path and calls the store's JSON API; everything else —
+//! A [`Transport`] fetches pages by path and calls the site's JSON API; everything else —
 //! action parsing, clickable resolution, observation, step counting, truncation, the lock
-//! after a purchase, snapshots — lives here once, so drivers cannot drift apart.
+//! after a terminal page, snapshots — lives here once, so drivers cannot drift apart. What
+//! is particular to a website (its paths, session API, terminal pages, reward breakdown)
+//! comes from its [`Site`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::observe::{self, ObsMode, Observation, ObserveContext, Role};
+use super::site::{Outcome, PageKind, Site};
 use super::{Action, Env, Error, Result, Snapshot, Step, StepInfo, TaskRef};
-use agentq_webshop::http::session_id;
-use agentq_webshop::pages::Page;
-use agentq_webshop::RewardBreakdown;
 
-/// Base URL shown in observations whatever address the site really has, so that drivers
-/// agree byte for byte (WebShop's text env shows the same base).
-pub const CANONICAL_BASE: &str = "http://127.0.0.1:3000";
+pub use super::sites::webshop::CANONICAL_BASE;
 
 /// A fetched page.
 #[derive(Debug, Clone)]
@@ -71,13 +70,17 @@ pub struct EnvConfig {
     pub max_steps: usize,
     /// Observation mode agents are shown (all renderings are computed anyway).
     pub mode: ObsMode,
+    /// The website (the spec's `site`).
+    pub site: Arc<dyn Site>,
 }
 
 impl Default for EnvConfig {
+    /// 15 steps, `text` observations, the WebShop site.
     fn default() -> Self {
         EnvConfig {
             max_steps: 15,
             mode: ObsMode::Text,
+            site: Arc::new(super::sites::webshop::WebShop),
         }
     }
 }
@@ -124,14 +127,14 @@ impl<T: Transport> WebEnv<T> {
         &self.transport
     }
 
+    /// The site.
+    pub fn site(&self) -> &dyn Site {
+        &*self.config.site
+    }
+
     async fn create_session(&self, goal: usize, seed: u64) -> Result<String> {
-        let v = self
-            .transport
-            .post_json(
-                "/api/sessions",
-                serde_json::json!({"task": goal.to_string(), "seed": seed}),
-            )
-            .await?;
+        let (path, body) = self.site().open_session(goal, seed);
+        let v = self.transport.post_json(&path, body).await?;
         v["session"]
             .as_str()
             .map(str::to_string)
@@ -157,7 +160,7 @@ impl<T: Transport> WebEnv<T> {
             Via::Url => self.transport.get(&target).await?,
         };
         let html = f.html.replace(real, canon);
-        let shown = display_url(&f.path.replace(real, canon));
+        let shown = self.site().display_url(&f.path.replace(real, canon));
         let obs = observe::observe_with(
             &html,
             &shown,
@@ -168,22 +171,12 @@ impl<T: Transport> WebEnv<T> {
         Ok((f.path, obs))
     }
 
-    async fn purchase_detail(&self, session: &str) -> Result<RewardBreakdown> {
+    async fn outcome(&self, session: &str) -> Result<Outcome> {
         let v = self
             .transport
-            .get_json(&format!("/api/sessions/{session}"))
+            .get_json(&self.site().state_path(session))
             .await?;
-        let b = v["purchase"]["breakdown"].clone();
-        serde_json::from_value(b)
-            .map_err(|e| Error::Protocol(format!("session info without a reward breakdown: {e}")))
-    }
-}
-
-/// The URL an observation shows for a site path: WebShop's simulated URL for store pages.
-pub fn display_url(path: &str) -> String {
-    match Page::from_path(path) {
-        Ok((sid, page)) => page.webshop_url(CANONICAL_BASE, &sid),
-        Err(_) => format!("{CANONICAL_BASE}{path}"),
+        self.site().outcome(&v)
     }
 }
 
@@ -205,10 +198,10 @@ fn no_op(ep: &Episode, error: Option<String>, locked: bool) -> Step {
 #[async_trait::async_trait]
 impl<T: Transport> Env for WebEnv<T> {
     async fn reset(&mut self, task: TaskRef, seed: u64) -> Result<Observation> {
-        let goal = task.goal_index();
+        let goal = self.site().task_index(task);
         let session = self.create_session(goal, seed).await?;
-        let home = Page::Home.to_path(&session);
-        let canon = session_id(goal, seed, 0);
+        let home = self.site().start_path(&session);
+        let canon = self.site().canonical_session(goal, seed);
         let (path, obs) = self.load(&home, (&session, &canon), &[], Via::Url).await?;
         self.ep = Some(Episode {
             goal,
@@ -255,9 +248,7 @@ impl<T: Transport> Env for WebEnv<T> {
                 if ep.obs.has_search_bar {
                     search_query = Some(query.clone());
                 }
-                let q = serde_urlencoded::to_string([("q", query.as_str())])
-                    .map_err(|e| Error::Protocol(e.to_string()))?;
-                format!("/{}/search?{q}", ep.session)
+                self.site().search_path(&ep.session, &query)?
             }
             Ok(Action::Click { target }) => {
                 let el = if target == "search" {
@@ -273,12 +264,9 @@ impl<T: Transport> Env for WebEnv<T> {
                 match el.and_then(|e| e.target.clone()) {
                     Some(t) => {
                         click_id = el.map(|e| e.id.clone());
-                        if let Some(asin) = el
-                            .filter(|e| e.role == Role::Link)
-                            .map(|e| e.label.to_uppercase())
-                        {
-                            if !ep.visited.contains(&asin) {
-                                ep.visited.push(asin);
+                        if let Some(key) = el.and_then(|e| self.site().visited_key(e)) {
+                            if !ep.visited.contains(&key) {
+                                ep.visited.push(key);
                             }
                         }
                         t
@@ -308,7 +296,7 @@ impl<T: Transport> Env for WebEnv<T> {
                 return Ok(step);
             }
         };
-        let canon = session_id(ep.goal, ep.seed, 0);
+        let canon = self.site().canonical_session(ep.goal, ep.seed);
         let (path, obs) = match self
             .load(
                 &target_path,
@@ -334,12 +322,12 @@ impl<T: Transport> Env for WebEnv<T> {
         ep.form.clear();
         let mut detail = None;
         let mut reward = 0.0;
-        if matches!(Page::from_path(&ep.path), Ok((_, Page::Done { .. }))) {
-            let b = self.purchase_detail(&ep.session).await?;
-            reward = b.total;
-            ep.reward = b.total;
+        if self.site().is_terminal(&ep.path) {
+            let o = self.outcome(&ep.session).await?;
+            reward = o.reward;
+            ep.reward = o.reward;
             ep.terminated = true;
-            detail = Some(b);
+            detail = Some(o.detail);
         }
         let (ep, mut step) = finish(ep, None);
         step.reward = reward;
@@ -350,6 +338,14 @@ impl<T: Transport> Env for WebEnv<T> {
 
     fn observation(&self) -> Option<&Observation> {
         self.ep.as_ref().map(|e| &e.obs)
+    }
+
+    fn task_index(&self, task: TaskRef) -> usize {
+        self.site().task_index(task)
+    }
+
+    fn page_kind(&self, obs: &Observation) -> PageKind {
+        self.site().page_kind(obs)
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
@@ -371,15 +367,11 @@ impl<T: Transport> Env for WebEnv<T> {
     }
 
     async fn restore(&mut self, snap: &Snapshot) -> Result<Observation> {
-        // A session records one purchase; a branch from before it needs a fresh session.
-        let (sid, page) = Page::from_path(&snap.url)
-            .map_err(|e| Error::Protocol(format!("snapshot url {}: {e}", snap.url)))?;
-        let info = self
-            .transport
-            .get_json(&format!("/api/sessions/{sid}"))
-            .await;
+        // A session records one outcome; a branch from before it needs a fresh session.
+        let (sid, _) = self.site().rebase(&snap.url, None)?;
+        let info = self.transport.get_json(&self.site().state_path(&sid)).await;
         let reusable = match &info {
-            Ok(v) => snap.terminated || v["done"].as_bool() != Some(true),
+            Ok(v) => snap.terminated || !self.site().state_is_final(v),
             Err(_) => false,
         };
         let session = if reusable {
@@ -387,8 +379,8 @@ impl<T: Transport> Env for WebEnv<T> {
         } else {
             self.create_session(snap.goal, snap.seed).await?
         };
-        let path = page.to_path(&session);
-        let canon = session_id(snap.goal, snap.seed, 0);
+        let (_, path) = self.site().rebase(&snap.url, Some(&session))?;
+        let canon = self.site().canonical_session(snap.goal, snap.seed);
         let (path, obs) = self
             .load(&path, (&session, &canon), &snap.visited, Via::Url)
             .await?;

@@ -22,8 +22,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use agentq_env::{ObsMode, StepInfo};
-use agentq_webshop::RewardBreakdown;
+use agentq_env::{ObsMode, RewardDetail, StepInfo};
 
 /// Version of the episode line format. Readers accept this version only; a change that
 /// breaks old readers bumps it.
@@ -211,9 +210,9 @@ pub struct Summary {
     /// Screenshot of the final page, relative to the run directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_screenshot: Option<String>,
-    /// Reward breakdown of the purchase, if any.
+    /// The site's reward breakdown of the terminal step, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reward_detail: Option<RewardBreakdown>,
+    pub reward_detail: Option<RewardDetail>,
     /// Wall-clock milliseconds of the episode.
     pub wall_ms: f64,
     /// Why the episode stopped early (policy or infrastructure failure), if it did.

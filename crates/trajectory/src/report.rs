@@ -380,20 +380,16 @@ fn episode_html(i: usize, e: &Episode, out: &mut String) {
         );
     }
     if let Some(d) = &s.reward_detail {
-        let _ = write!(
-            out,
-            "<table class='cands'><tr><th>total</th><th>type</th><th>attributes</th><th>options</th><th>price ok</th><th>title score</th></tr><tr><td>{:.4}</td><td>{}</td><td>{:.3} ({} matched, w {:.3})</td><td>{}</td><td>{}</td><td>{:.3}</td></tr></table>",
-            d.total,
-            d.r_type,
-            d.r_att,
-            d.num_attr_matches,
-            d.w_att,
-            d.r_option
-                .map(|r| format!("{r:.3} ({} matched)", d.num_option_matches))
-                .unwrap_or_else(|| "none asked".into()),
-            d.r_price,
-            d.title_score
-        );
+        let (heads, cells) = d.table();
+        out.push_str("<table class='cands'><tr>");
+        for h in heads {
+            let _ = write!(out, "<th>{}</th>", esc(h));
+        }
+        out.push_str("</tr><tr>");
+        for c in cells {
+            let _ = write!(out, "<td>{}</td>", esc(&c));
+        }
+        out.push_str("</tr></table>");
     }
     out.push_str("</div></div></details>");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Candidate, Context, Error, PageKind, Policy, Proposal, Result};
 use agentq_core::rng::Rng;
 use agentq_env::observe::Role;
-use agentq_webshop::Catalog;
+use agentq_env::GoalKnowledge;
 
 /// Labels of the navigation buttons of the store.
 const BACK: &str = "back to search";
@@ -84,15 +84,22 @@ impl Policy for Rule {
 /// target, picks the goal's options, buys.
 /// Generates demonstrations and checks that tasks are solvable. With `k > 1` it pads its
 /// choice with other valid actions (a proposer for search tests).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Oracle {
-    catalog: Arc<Catalog>,
+    knows: Arc<dyn GoalKnowledge>,
+}
+
+impl std::fmt::Debug for Oracle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Oracle")
+    }
 }
 
 impl Oracle {
-    /// An oracle over the catalog the env serves.
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Oracle { catalog }
+    /// An oracle over what the site's data says of each goal (for WebShop:
+    /// `agentq_env::sites::webshop::CatalogKnowledge` over the catalog the env serves).
+    pub fn new(knows: Arc<dyn GoalKnowledge>) -> Self {
+        Oracle { knows }
     }
 }
 
@@ -107,10 +114,10 @@ impl Policy for Oracle {
 
     async fn propose(&self, ctx: &Context<'_>) -> Result<Proposal> {
         let goal = self
-            .catalog
-            .goal(ctx.goal)
+            .knows
+            .hint(ctx.goal)
             .ok_or_else(|| Error::UnknownTask(format!("goal {}", ctx.goal)))?;
-        let target = goal.asin.to_lowercase();
+        let target = goal.target.clone();
         let action = match ctx.page() {
             PageKind::Home if ctx.observation.has_search_bar => {
                 let searches = ctx
@@ -118,14 +125,12 @@ impl Policy for Oracle {
                     .iter()
                     .filter(|t| t.action.starts_with("search["))
                     .count();
-                let title = self
-                    .catalog
-                    .product(&goal.asin)
-                    .map(|p| p.title.to_lowercase())
-                    .unwrap_or_else(|| goal.name.to_lowercase());
                 // First what the instruction says (a query a model could write), then the
                 // target's title (always finds it).
-                let queries = [instruction_query(&goal.instruction_text), title];
+                let queries = [
+                    instruction_query(&goal.instruction),
+                    goal.target_name.clone(),
+                ];
                 format!("search[{}]", queries[searches % queries.len()])
             }
             PageKind::Results => {
@@ -153,11 +158,11 @@ impl Policy for Oracle {
                 if !on_target {
                     escape_item(ctx)?
                 } else {
-                    let missing = goal.goal_options.values().into_iter().find(|v| {
+                    let missing = goal.options.iter().find(|v| {
                         ctx.observation
                             .elements
                             .iter()
-                            .any(|e| e.role == Role::Radio && e.label == *v && !e.selected)
+                            .any(|e| e.role == Role::Radio && e.label == **v && !e.selected)
                     });
                     match missing {
                         Some(v) => format!("click[{v}]"),

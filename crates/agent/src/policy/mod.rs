@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use agentq_env::observe::Role;
 use agentq_env::{ObsMode, Observation, TaskRef};
 
+pub use agentq_env::PageKind;
+
 pub use baselines::{Oracle, RandomPolicy, Rule, Scripted};
 
 /// Errors of policies.
@@ -62,6 +64,8 @@ pub struct Context<'a> {
     pub history: &'a [Turn],
     /// The current page.
     pub observation: &'a Observation,
+    /// What kind of page it is, as the site classifies it ([`agentq_env::Env::page_kind`]).
+    pub page: PageKind,
     /// The mode the observation is shown in.
     pub mode: ObsMode,
     /// Valid actions on the page (`search[...]` stands for any query).
@@ -86,43 +90,9 @@ impl Context<'_> {
         self.observation.clickables.iter().any(|c| c == label)
     }
 
-    /// The page kind, from the observation's URL.
+    /// The page kind, as the site classified the observation.
     pub fn page(&self) -> PageKind {
-        PageKind::of_url(&self.observation.url)
-    }
-}
-
-/// Which store page an observation shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageKind {
-    /// The search page.
-    Home,
-    /// A results page.
-    Results,
-    /// A product page.
-    Item,
-    /// A product's description, features, reviews or attributes tab.
-    SubPage,
-    /// The confirmation page after Buy Now.
-    Done,
-    /// Anything else.
-    Other,
-}
-
-impl PageKind {
-    /// Classifies a WebShop-style URL (`…/search_results/…`, `…/item_page/…`).
-    pub fn of_url(url: &str) -> PageKind {
-        let path = url.split("://").nth(1).unwrap_or(url);
-        let mut parts = path.split('/').skip(1);
-        match parts.next().unwrap_or("") {
-            "search_results" => PageKind::Results,
-            "item_page" => PageKind::Item,
-            "item_sub_page" => PageKind::SubPage,
-            "done" => PageKind::Done,
-            "" => PageKind::Home,
-            s if !s.contains('_') && parts.next().is_none() => PageKind::Home,
-            _ => PageKind::Other,
-        }
+        self.page
     }
 }
 
@@ -184,31 +154,4 @@ pub trait Policy: Send + Sync {
     fn describe(&self) -> String;
     /// Up to `ctx.k` candidates for the current page, best first.
     async fn propose(&self, ctx: &Context<'_>) -> Result<Proposal>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_kinds() {
-        let b = "http://127.0.0.1:3000";
-        assert_eq!(PageKind::of_url(&format!("{b}/abc")), PageKind::Home);
-        assert_eq!(
-            PageKind::of_url(&format!("{b}/search_results/abc/red%20shoes/1")),
-            PageKind::Results
-        );
-        assert_eq!(
-            PageKind::of_url(&format!("{b}/item_page/abc/B0/q/1/%7B%7D")),
-            PageKind::Item
-        );
-        assert_eq!(
-            PageKind::of_url(&format!("{b}/item_sub_page/abc/B0/q/1/Description/%7B%7D")),
-            PageKind::SubPage
-        );
-        assert_eq!(
-            PageKind::of_url(&format!("{b}/done/abc/B0/%7B%7D")),
-            PageKind::Done
-        );
-    }
 }

@@ -29,8 +29,8 @@ use crate::agent::EpisodeMeta;
 use crate::env::TaskRef;
 use crate::policy::prompt::PromptMode;
 use crate::policy::{Oracle, Policy, RandomPolicy, Rule};
-use crate::store::Split;
 use crate::trajectory::{self, Episode, Recorder, RunConfig, RunDir, RunSummary};
+use agentq_env::Split;
 
 /// Preference pairs of a search run.
 pub const PAIRS_FILE: &str = "pairs.jsonl";
@@ -157,7 +157,7 @@ impl MctsArgs {
     ) -> Result<Arc<dyn Policy>> {
         Ok(match self.proposer {
             Proposer::Rule => Arc::new(Rule),
-            Proposer::Oracle => Arc::new(Oracle::new(Arc::clone(&f.catalog))),
+            Proposer::Oracle => Arc::new(Oracle::new(f.knowledge())),
             Proposer::Random => Arc::new(RandomPolicy::new(policy_seed)),
             Proposer::Llm => Arc::new(crate::policy::llm::LlmPolicy::new(
                 Arc::clone(lm.context("the LLM proposer needs a model")?),
@@ -667,7 +667,7 @@ pub fn collect(a: CollectArgs) -> Result<()> {
     if a.tasks.split == Split::Test {
         eprintln!("warning: collecting on the test split (pass --split train for training data)");
     }
-    let n = factory.catalog.split(a.tasks.split).len();
+    let n = factory.split_len(a.tasks.split);
     let tasks = a.tasks.resolve(n)?;
     let lm = a.mcts.model()?;
     let policy = a.mcts.proposer(a.policy_seed, &factory, lm.as_ref())?;
@@ -752,7 +752,7 @@ pub fn collect(a: CollectArgs) -> Result<()> {
 pub fn eval_mcts(a: EvalArgs) -> Result<()> {
     let started = Instant::now();
     let factory = EnvFactory::new(&a.env, None)?;
-    let n = factory.catalog.split(a.tasks.split).len();
+    let n = factory.split_len(a.tasks.split);
     let tasks = a.tasks.resolve(n)?;
     let lm = a.mcts.model()?;
     let policy = a.mcts.proposer(a.policy_seed, &factory, lm.as_ref())?;

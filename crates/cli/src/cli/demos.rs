@@ -36,9 +36,9 @@ pub struct DemosArgs {
 /// `agentq demos`.
 pub fn demos_cmd(a: DemosArgs) -> Result<()> {
     let factory = EnvFactory::new(&a.env, None)?;
-    let n = factory.catalog.split(a.tasks.split).len();
+    let n = factory.split_len(a.tasks.split);
     let tasks = a.tasks.resolve(n)?;
-    let policy: Arc<dyn Policy> = Arc::new(Oracle::new(Arc::clone(&factory.catalog)));
+    let policy: Arc<dyn Policy> = Arc::new(Oracle::new(factory.knowledge()));
     let meta = EpisodeMeta {
         env: factory.spec_id.clone(),
         data_hash: factory.data_hash(),

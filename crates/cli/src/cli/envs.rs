@@ -148,6 +148,10 @@ impl EnvFactory {
             data.data = spec.data.as_ref().map(|d| root.join(d));
             data.webshop_data = spec.webshop_data.as_ref().map(|d| root.join(d));
         }
+        let site = match &spec {
+            Some(s) => s.site()?,
+            None => agentq_env::sites::by_name(agentq_env::sites::webshop::NAME)?,
+        };
         let loaded = data.load()?;
         let show_attrs = spec.as_ref().is_some_and(|s| s.show_attrs);
         let catalog = Arc::clone(&loaded.catalog);
@@ -172,7 +176,11 @@ impl EnvFactory {
         };
         Ok(EnvFactory {
             spec_id: spec.map(|s| s.id).unwrap_or_else(|| "custom".into()),
-            config: EnvConfig { max_steps, mode },
+            config: EnvConfig {
+                max_steps,
+                mode,
+                site,
+            },
             driver: a.driver,
             catalog,
             state,
@@ -181,6 +189,25 @@ impl EnvFactory {
             browser_base,
             _server: server,
         })
+    }
+
+    /// The site the env spec names.
+    pub fn site(&self) -> &dyn agentq_env::Site {
+        &*self.config.site
+    }
+
+    /// How many tasks `split` holds in the loaded data.
+    pub fn split_len(&self, split: agentq_env::Split) -> usize {
+        self.site()
+            .split_range(split, self.catalog.goals().len())
+            .len()
+    }
+
+    /// What an oracle may know of the loaded tasks.
+    pub fn knowledge(&self) -> Arc<dyn agentq_env::GoalKnowledge> {
+        Arc::new(agentq_env::sites::webshop::CatalogKnowledge(Arc::clone(
+            &self.catalog,
+        )))
     }
 
     /// The catalog hash recorded in runs.

@@ -150,7 +150,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if a.json {
         let v = serde_json::json!({
             "task": task.to_string(),
-            "goal": task.goal_index(),
+            "goal": ep.env.task_index(task),
             "seed": seed,
             "observation_mode": ep.mode.as_str(),
             "reset": {"observation": first.render(ep.mode), "url": first.url, "clickables": first.clickables},

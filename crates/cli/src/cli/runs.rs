@@ -14,8 +14,8 @@ use super::envs::{EnvArgs, EnvFactory};
 use crate::agent::{self, EpisodeMeta};
 use crate::env::TaskRef;
 use crate::policy::{Oracle, Policy, RandomPolicy, Rule};
-use crate::store::Split;
 use crate::trajectory::{self, report, Episode, Recorder, RunConfig, RunDir, RunSummary};
+use agentq_env::Split;
 
 /// Which agent to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -147,7 +147,7 @@ fn agent_name(k: AgentKind) -> &'static str {
 fn make_policy(a: &EvalArgs, f: &EnvFactory) -> Result<Arc<dyn Policy>> {
     Ok(match a.agent {
         AgentKind::Rule => Arc::new(Rule),
-        AgentKind::Oracle => Arc::new(Oracle::new(Arc::clone(&f.catalog))),
+        AgentKind::Oracle => Arc::new(Oracle::new(f.knowledge())),
         AgentKind::Random => Arc::new(RandomPolicy::new(a.policy_seed)),
         AgentKind::Llm => Arc::new(crate::policy::llm::LlmPolicy::new(
             a.mcts.lm.load()?,
@@ -336,7 +336,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     let started = Instant::now();
     let factory = EnvFactory::new(&a.env, None)?;
-    let n = factory.catalog.split(a.tasks.split).len();
+    let n = factory.split_len(a.tasks.split);
     let tasks = a.tasks.resolve(n)?;
     let policy = make_policy(&a, &factory)?;
     let out = a.out.clone().unwrap_or_else(|| {
