@@ -275,7 +275,7 @@ pub async fn replay(env: &mut dyn Env, ep: &Episode) -> Result<Option<Divergence
         .header
         .task
         .parse()
-        .map_err(|e: env::Error| policy::Error::UnknownTask(e.to_string()))?;
+        .map_err(|e| policy::Error::UnknownTask(env::Error::from(e).to_string()))?;
     let mode = ep.header.obs_mode;
     let mut obs = env.reset(task, ep.header.seed).await?;
     let mut total = 0.0;

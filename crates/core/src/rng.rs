@@ -21,13 +21,36 @@ fn splitmix64(state: &mut u64) -> u64 {
 
 /// FNV-1a over bytes: a stable 64-bit hash for deriving keyed seeds.
 pub fn stable_hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
+    let mut h = Fnv1a::default();
+    std::hash::Hasher::write(&mut h, bytes);
+    h.0
 }
+
+/// The FNV-1a hasher: stable across platforms and versions (so usable for seeds), and fast
+/// for small maps keyed by short strings ([`FnvBuild`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    }
+}
+
+/// A `HashMap` hasher builder for [`Fnv1a`].
+pub type FnvBuild = std::hash::BuildHasherDefault<Fnv1a>;
 
 impl Rng {
     /// A generator for `seed`.

@@ -26,37 +26,7 @@ pub use sites::RewardDetail;
 pub use spec::EnvSpec;
 pub use web::{EnvConfig, WebEnv};
 
-/// Which goal an episode pursues: `test:7`, `dev:0`, `train:12` (index within the split) or a
-/// plain goal index `7`. The site resolves it to an absolute index ([`Env::task_index`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskRef {
-    /// Split the index is relative to (`None`: absolute goal index).
-    pub split: Option<Split>,
-    /// Index (within the split when `split` is set).
-    pub index: usize,
-}
-
-impl std::str::FromStr for TaskRef {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::BadTask(format!("{s:?} (expected e.g. test:7, dev:0 or 7)"));
-        let (split, idx) = match s.split_once(':') {
-            Some((sp, i)) => (Some(sp.parse::<Split>().map_err(|_| bad())?), i),
-            None => (None, s),
-        };
-        let index = idx.trim().parse::<usize>().map_err(|_| bad())?;
-        Ok(TaskRef { split, index })
-    }
-}
-
-impl std::fmt::Display for TaskRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.split {
-            Some(s) => write!(f, "{}:{}", s.name(), self.index),
-            None => write!(f, "{}", self.index),
-        }
-    }
-}
+pub use agentq_core::task::{TaskError, TaskRef};
 
 /// What happened in a step besides the observation and reward.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -116,7 +86,7 @@ pub struct Snapshot {
 pub enum Error {
     /// A task reference that does not parse or does not exist.
     #[error("bad task {0}")]
-    BadTask(String),
+    BadTask(#[from] TaskError),
     /// `step` before `reset`.
     #[error("step before reset")]
     NotReset,
@@ -210,25 +180,5 @@ pub trait Env: Send {
     /// File of the screenshot of the page last loaded, for drivers that take them.
     fn last_screenshot(&self) -> Option<String> {
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn task_refs() {
-        let t: TaskRef = "test:7".parse().unwrap();
-        assert_eq!((t.split, t.index), (Some(Split::Test), 7));
-        let t: TaskRef = "dev:3".parse().unwrap();
-        assert_eq!((t.split, t.index), (Some(Split::Dev), 3));
-        let t: TaskRef = "train:0".parse().unwrap();
-        assert_eq!(t.to_string(), "train:0");
-        let t: TaskRef = "42".parse().unwrap();
-        assert_eq!((t.split, t.index), (None, 42));
-        assert!("x:1".parse::<TaskRef>().is_err());
-        assert!("test:-1".parse::<TaskRef>().is_err());
-        assert!("".parse::<TaskRef>().is_err());
     }
 }

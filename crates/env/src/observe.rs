@@ -277,10 +277,7 @@ pub fn observe_with(html: &str, url: &str, ctx: &ObserveContext<'_>) -> Observat
 // ---------------------------------------------------------------------------------------------
 
 /// Python's `str.isspace()` / regex `\s` on `str` patterns.
-#[inline]
-fn is_py_ws(c: char) -> bool {
-    matches!(c, '\t'..='\r' | '\u{1c}'..='\u{1f}' | ' ') || (c >= '\u{80}' && c.is_whitespace())
-}
+use agentq_core::pycompat::is_space as is_py_ws;
 
 #[inline]
 fn char_at(s: &str, i: usize) -> Option<char> {
@@ -316,9 +313,7 @@ fn skip_ws(s: &str, mut i: usize) -> usize {
     }
 }
 
-fn py_strip(s: &str) -> &str {
-    s.trim_matches(is_py_ws)
-}
+use agentq_core::pycompat::strip as py_strip;
 
 fn py_lower(s: &str) -> String {
     if s.is_ascii() {
@@ -383,6 +378,8 @@ impl Ent {
         }
     }
 }
+
+use agentq_core::rng::FnvBuild;
 
 fn entities() -> &'static HashMap<&'static str, Ent, FnvBuild> {
     static TABLE: OnceLock<HashMap<&'static str, Ent, FnvBuild>> = OnceLock::new();
@@ -695,30 +692,6 @@ struct RawAttr {
     value: Option<(usize, usize)>,
     end: usize,
 }
-
-/// FNV-1a, for the small internal maps keyed by short names (tag names, entity names).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &x in bytes {
-            h = (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
 
 /// Patterns searched for up to the end of the input; `Builder::fail_from` keeps, per pattern,
 /// the earliest start from which a search failed (any later start fails too).
@@ -1779,7 +1752,7 @@ impl<'h> Builder<'h> {
         }
         let decoded = self
             .url_decoded
-            .get_or_insert_with(|| percent_decode(self.url));
+            .get_or_insert_with(|| agentq_core::pycompat::unquote(self.url));
         decoded.contains(&needle)
     }
 
@@ -2079,29 +2052,6 @@ fn onclick_target(onclick: &str) -> Option<String> {
     let body = rest.get(1..)?;
     let end = body.find(quote)?;
     Some(body[..end].to_string())
-}
-
-/// `%XX` decoding (invalid escapes kept verbatim, invalid UTF-8 replaced).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = |x: u8| (x as char).to_digit(16);
-            if let (Some(h), Some(l)) = (
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            ) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// HTML5 named character references (`html.entities.html5`, which bs4's

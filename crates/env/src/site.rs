@@ -32,45 +32,7 @@ pub enum PageKind {
     Other,
 }
 
-/// The named splits of a site's task list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    /// Held-out evaluation tasks.
-    Test,
-    /// Development tasks.
-    Dev,
-    /// Training tasks.
-    Train,
-}
-
-impl Split {
-    /// Every split, in spec order.
-    pub const ALL: [Split; 3] = [Split::Test, Split::Dev, Split::Train];
-
-    /// Lower-case name (`test`, `dev`, `train`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Split::Test => "test",
-            Split::Dev => "dev",
-            Split::Train => "train",
-        }
-    }
-}
-
-impl std::str::FromStr for Split {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "test" => Ok(Split::Test),
-            "dev" | "eval" => Ok(Split::Dev),
-            "train" => Ok(Split::Train),
-            other => Err(format!(
-                "unknown split {other:?} (expected test, dev or train)"
-            )),
-        }
-    }
-}
+pub use agentq_core::task::Split;
 
 /// What an oracle may know about a task: the site's answer key, in site-neutral terms.
 #[derive(Debug, Clone, PartialEq)]

@@ -55,7 +55,8 @@ impl TaskArgs {
         let idx: Vec<usize> = match (&self.tasks, self.episodes) {
             (_, Some(n)) => (0..n.min(n_in_split)).collect(),
             (None, None) => (0..n_in_split).collect(),
-            (Some(s), None) => parse_tasks(s, n_in_split)?,
+            (Some(s), None) => agentq_core::task::parse_selection(s, n_in_split)
+                .map_err(|e| anyhow::anyhow!("--tasks {e}"))?,
         };
         if idx.is_empty() {
             bail!("no tasks selected in split {}", self.split.name());
@@ -68,35 +69,6 @@ impl TaskArgs {
             })
             .collect())
     }
-}
-
-/// Parses `0..50`, `3,7,9` or `all` against a split of `n` tasks.
-pub fn parse_tasks(s: &str, n: usize) -> Result<Vec<usize>> {
-    let s = s.trim();
-    if s == "all" {
-        return Ok((0..n).collect());
-    }
-    let bad =
-        |why: &str| anyhow::anyhow!("--tasks {s:?}: {why} (expected e.g. 0..50, 3,7,9 or all)");
-    let mut out = Vec::new();
-    for part in s.split(',') {
-        let part = part.trim();
-        if let Some((a, b)) = part.split_once("..") {
-            let a: usize = a.trim().parse().map_err(|_| bad("bad range start"))?;
-            let b: usize = b.trim().parse().map_err(|_| bad("bad range end"))?;
-            if b > n {
-                return Err(bad(&format!("the split has {n} tasks")));
-            }
-            out.extend(a..b);
-        } else {
-            let i: usize = part.parse().map_err(|_| bad("not a number"))?;
-            if i >= n {
-                return Err(bad(&format!("the split has {n} tasks")));
-            }
-            out.push(i);
-        }
-    }
-    Ok(out)
 }
 
 /// Arguments of `agentq eval`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use agentq_webshop::http::session_id;
 use agentq_webshop::pages::Page;
-use agentq_webshop::{Catalog, RewardBreakdown};
+use agentq_webshop::{split_range, Catalog, RewardBreakdown};
 
 use super::RewardDetail;
 use crate::observe::{Element, Observation, Role};
@@ -22,14 +22,6 @@ pub const CANONICAL_BASE: &str = "http://127.0.0.1:3000";
 /// The WebShop-compatible store.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WebShop;
-
-fn split(s: Split) -> agentq_webshop::Split {
-    match s {
-        Split::Test => agentq_webshop::Split::Test,
-        Split::Dev => agentq_webshop::Split::Dev,
-        Split::Train => agentq_webshop::Split::Train,
-    }
-}
 
 /// Classifies a WebShop-style URL (`…/search_results/…`, `…/item_page/…`).
 pub fn page_kind_of_url(url: &str) -> PageKind {
@@ -53,13 +45,13 @@ impl Site for WebShop {
 
     fn task_index(&self, task: TaskRef) -> usize {
         match task.split {
-            Some(s) => self.split_range(s, usize::MAX).start + task.index,
+            Some(s) => split_range(s, usize::MAX).start + task.index,
             None => task.index,
         }
     }
 
     fn split_range(&self, s: Split, n_tasks: usize) -> std::ops::Range<usize> {
-        split(s).range(n_tasks)
+        split_range(s, n_tasks)
     }
 
     fn open_session(&self, goal: usize, seed: u64) -> (String, serde_json::Value) {

@@ -176,61 +176,27 @@ fn one() -> f64 {
     1.0
 }
 
-/// WebShop's split convention over goal indices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    /// Goals `0..500`.
-    Test,
-    /// Goals `500..1500`.
-    Dev,
-    /// Goals `1500..`.
-    Train,
-}
+pub use agentq_core::task::Split;
 
-impl Split {
-    /// The goal index range of this split for a catalog of `n_goals` goals.
-    pub fn range(self, n_goals: usize) -> std::ops::Range<usize> {
-        let clamp = |x: usize| x.min(n_goals);
-        match self {
-            Split::Test => 0..clamp(TEST_GOALS),
-            Split::Dev => clamp(TEST_GOALS)..clamp(DEV_END),
-            Split::Train => clamp(DEV_END)..n_goals,
-        }
-    }
-
-    /// The split a goal index belongs to.
-    pub fn of(index: usize) -> Split {
-        if index < TEST_GOALS {
-            Split::Test
-        } else if index < DEV_END {
-            Split::Dev
-        } else {
-            Split::Train
-        }
-    }
-
-    /// Lower-case name (`test`, `dev`, `train`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Split::Test => "test",
-            Split::Dev => "dev",
-            Split::Train => "train",
-        }
+/// WebShop's split layout: the goal index range of `split` for a catalog of `n_goals`
+/// goals (test `0..500`, dev `500..1500`, train the rest).
+pub fn split_range(split: Split, n_goals: usize) -> std::ops::Range<usize> {
+    let clamp = |x: usize| x.min(n_goals);
+    match split {
+        Split::Test => 0..clamp(TEST_GOALS),
+        Split::Dev => clamp(TEST_GOALS)..clamp(DEV_END),
+        Split::Train => clamp(DEV_END)..n_goals,
     }
 }
 
-impl std::str::FromStr for Split {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "test" => Ok(Split::Test),
-            "dev" | "eval" => Ok(Split::Dev),
-            "train" => Ok(Split::Train),
-            other => Err(Error::Invalid(format!(
-                "unknown split {other:?} (expected test, dev or train)"
-            ))),
-        }
+/// The split a goal index belongs to in WebShop's layout.
+pub fn split_of(index: usize) -> Split {
+    if index < TEST_GOALS {
+        Split::Test
+    } else if index < DEV_END {
+        Split::Dev
+    } else {
+        Split::Train
     }
 }
 
@@ -297,7 +263,7 @@ impl Catalog {
 
     /// Goal indices of a split.
     pub fn split(&self, split: Split) -> std::ops::Range<usize> {
-        split.range(self.goals.len())
+        split_range(split, self.goals.len())
     }
 
     /// SHA-256 (hex) of the canonical JSON of products and goals; keys caches such as the
@@ -432,12 +398,12 @@ mod tests {
 
     #[test]
     fn splits_follow_webshop() {
-        assert_eq!(Split::Test.range(12087), 0..500);
-        assert_eq!(Split::Dev.range(12087), 500..1500);
-        assert_eq!(Split::Train.range(12087), 1500..12087);
-        assert_eq!(Split::Dev.range(300), 300..300);
-        assert_eq!(Split::of(499), Split::Test);
-        assert_eq!(Split::of(500), Split::Dev);
-        assert_eq!(Split::of(1500), Split::Train);
+        assert_eq!(split_range(Split::Test, 12087), 0..500);
+        assert_eq!(split_range(Split::Dev, 12087), 500..1500);
+        assert_eq!(split_range(Split::Train, 12087), 1500..12087);
+        assert_eq!(split_range(Split::Dev, 300), 300..300);
+        assert_eq!(split_of(499), Split::Test);
+        assert_eq!(split_of(500), Split::Dev);
+        assert_eq!(split_of(1500), Split::Train);
     }
 }

@@ -34,13 +34,14 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize, Serializer};
 use tracing::Instrument as _;
 
-use super::catalog::Split;
+use super::catalog::{split_of, split_range, Split};
 use super::pages::{
     decode_segment, option_values, Options, Page, PageError, RenderCtx, Store, STYLE_CSS,
     STYLE_PATH,
 };
 use super::reward::{reward, RewardBreakdown};
 use agentq_core::rng::Rng;
+use agentq_core::task::{TaskError, TaskRef};
 
 /// Schema version of the JSON API's DTOs.
 pub const API_VERSION: u32 = 1;
@@ -262,7 +263,7 @@ impl AppState {
             session: sid.to_string(),
             url: Page::Home.to_path(sid),
             goal: session.goal,
-            split: Split::of(session.goal).name(),
+            split: split_of(session.goal).name(),
             seed: session.seed,
             instruction: goal.instruction_text.clone(),
             done: session.purchase.is_some(),
@@ -303,30 +304,21 @@ fn valid_session_id(s: &str) -> bool {
 /// Resolves a task: an absolute goal index (`"7"`) or a split-relative one (`"test:7"`,
 /// `"dev:0"`, `"train:12"`).
 pub fn parse_task(spec: &str, n_goals: usize) -> Result<usize, Error> {
-    let bad = || Error::BadRequest("task must be a goal index (7) or split:index (test:7)".into());
-    let spec = spec.trim();
-    let goal = match spec.split_once(':') {
-        None => spec.parse::<usize>().map_err(|_| bad())?,
-        Some((split, i)) => {
-            let split: Split = split.parse().map_err(|_| bad())?;
-            let i: usize = i.parse().map_err(|_| bad())?;
-            let range = split.range(n_goals);
-            if i >= range.len() {
-                return Err(Error::BadRequest(format!(
-                    "task {spec} out of range (the {} split has {} goals)",
-                    split.name(),
-                    range.len()
-                )));
-            }
-            range.start + i
-        }
-    };
-    if goal >= n_goals {
-        return Err(Error::BadRequest(format!(
-            "task {goal} out of range (the catalog has {n_goals} goals)"
-        )));
-    }
-    Ok(goal)
+    let task: TaskRef = spec.parse().map_err(|_| {
+        Error::BadRequest("task must be a goal index (7) or split:index (test:7)".into())
+    })?;
+    task.resolve(|s| split_range(s, n_goals), n_goals)
+        .map_err(|e| {
+            Error::BadRequest(match e {
+                TaskError::OutOfSplit { task, split, len } => {
+                    format!("task {task} out of range (the {split} split has {len} goals)")
+                }
+                TaskError::OutOfRange { index, len } => {
+                    format!("task {index} out of range (the catalog has {len} goals)")
+                }
+                other => other.to_string(),
+            })
+        })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ pub mod webshop_data;
 
 use std::path::{Path, PathBuf};
 
-pub use catalog::{Catalog, Goal, GoalOptions, OptionGroup, Product, Split};
+pub use catalog::{split_of, split_range, Catalog, Goal, GoalOptions, OptionGroup, Product, Split};
 pub use reward::{reward, RewardBreakdown};
 pub use search::{Hit, SearchIndex};
 

@@ -28,6 +28,7 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
+use agentq_core::pycompat::{write_str_repr, BadEscape};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
@@ -407,9 +408,9 @@ pub fn options_repr(options: &[(String, String)]) -> String {
         if i > 0 {
             out.push_str(", ");
         }
-        py_str_repr(&mut out, k);
+        write_str_repr(&mut out, k);
         out.push_str(": ");
-        py_str_repr(&mut out, v);
+        write_str_repr(&mut out, v);
     }
     out.push('}');
     out
@@ -456,50 +457,6 @@ fn py_json_str(out: &mut String, s: &str, htmlsafe: bool) {
     out.push('"');
 }
 
-/// Python's `repr(str)`: single quotes unless the text holds `'` and no `"`.
-fn py_str_repr(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if py_printable(c) => out.push(c),
-            c => {
-                let n = c as u32;
-                let _ = match n {
-                    0..=0xff => write!(out, "\\x{n:02x}"),
-                    0x100..=0xffff => write!(out, "\\u{n:04x}"),
-                    _ => write!(out, "\\U{n:08x}"),
-                };
-            }
-        }
-    }
-    out.push(quote);
-}
-
-/// Approximates Python's `str.isprintable` (plus the space, which `repr` keeps).
-fn py_printable(c: char) -> bool {
-    if c == ' ' {
-        return true;
-    }
-    !(c.is_control()
-        || c.is_whitespace()
-        || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
-            | '\u{e000}'..='\u{f8ff}'))
-}
-
 // ---------------------------------------------------------------------------------------
 // Percent-encoding and the literals inside path segments.
 
@@ -519,23 +476,15 @@ pub fn encode_segment(s: &str) -> String {
 /// Decodes a percent-encoded path segment (`+` stays `+`); rejects bad escapes and
 /// non-UTF-8 results.
 pub fn decode_segment(s: &str) -> Result<String, PageError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = |j: usize| bytes.get(j).and_then(|&b| (b as char).to_digit(16));
-            match (hex(i + 1), hex(i + 2)) {
-                (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
-                _ => return Err(PageError::Malformed("bad percent-encoding".into())),
+    agentq_core::pycompat::unquote_strict(s).map_err(|e| {
+        PageError::Malformed(
+            match e {
+                BadEscape::Escape => "bad percent-encoding",
+                BadEscape::Utf8 => "path is not UTF-8",
             }
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| PageError::Malformed("path is not UTF-8".into()))
+            .into(),
+        )
+    })
 }
 
 fn keywords_segment(keywords: &[String]) -> String {

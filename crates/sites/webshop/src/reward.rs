@@ -24,6 +24,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use agentq_core::pycompat::str_repr;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{Goal, GoalOptions, Product};
@@ -150,12 +151,10 @@ pub fn type_reward(product: &Product, goal: &Goal) -> TypeReward {
 
 /// The distinct, trimmed parts of a breadcrumb split on `›`.
 fn breadcrumb_parts(breadcrumb: &str) -> HashSet<&str> {
-    breadcrumb.split(CATEGORY_SEPARATOR).map(py_strip).collect()
-}
-
-/// Python's `str.strip()`: also strips U+001C..U+001F, which Rust does not call whitespace.
-fn py_strip(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1C}'..='\u{1F}').contains(&c))
+    breadcrumb
+        .split(CATEGORY_SEPARATOR)
+        .map(agentq_core::pycompat::strip)
+        .collect()
 }
 
 /// `|set(product) ∩ set(goal)| / len(goal)`, or 0.2 when `goal` is empty.
@@ -228,82 +227,7 @@ pub fn option_matches(purchased: &[String], goal: &GoalOptions) -> usize {
 
 /// Python's `repr((name, value))` for two strings.
 fn py_pair_repr(name: &str, value: &str) -> String {
-    format!("({}, {})", py_str_repr(name), py_str_repr(value))
-}
-
-/// Python 3's `repr` of a `str`: single quotes unless the text holds `'` and no `"`;
-/// backslash, the quote, `\t`, `\n`, `\r` escaped; other non-printable characters as
-/// `\xhh`, `\uhhhh` or `\Uhhhhhhhh`.
-fn py_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if py_is_printable(c) => out.push(c),
-            c if (c as u32) <= 0xFF => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) <= 0xFFFF => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Format (Cf) and private-use (Co) ranges, inclusive, which Python's `str.isprintable`
-/// rejects (Unicode 14).
-const NON_PRINTABLE_FORMAT: [(u32, u32); 23] = [
-    (0x00AD, 0x00AD),
-    (0x0600, 0x0605),
-    (0x061C, 0x061C),
-    (0x06DD, 0x06DD),
-    (0x070F, 0x070F),
-    (0x0890, 0x0891),
-    (0x08E2, 0x08E2),
-    (0x180E, 0x180E),
-    (0x200B, 0x200F),
-    (0x202A, 0x202E),
-    (0x2060, 0x2064),
-    (0x2066, 0x206F),
-    (0xE000, 0xF8FF),
-    (0xFEFF, 0xFEFF),
-    (0xFFF9, 0xFFFB),
-    (0x110BD, 0x110BD),
-    (0x110CD, 0x110CD),
-    (0x13430, 0x13438),
-    (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A),
-    (0xE0001, 0xE0001),
-    (0xE0020, 0xE007F),
-    (0xF0000, 0x10FFFD),
-];
-
-/// Python's `str.isprintable` for one character, except that unassigned code points count
-/// as printable: not a control, format, private-use or separator character (the ASCII
-/// space excepted).
-fn py_is_printable(c: char) -> bool {
-    if c == ' ' {
-        return true;
-    }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    let x = c as u32;
-    !NON_PRINTABLE_FORMAT
-        .iter()
-        .any(|&(lo, hi)| (lo..=hi).contains(&x))
+    format!("({}, {})", str_repr(name), str_repr(value))
 }
 
 #[cfg(test)]
