@@ -24,7 +24,7 @@ use crate::policy::{self, Candidate, Context, Policy, Proposal, Turn};
 use agentq_core::rng::Rng;
 use agentq_env::{self as env, Action, Env, Observation, Snapshot, StepInfo, TaskRef};
 use agentq_trajectory::report::TreeNode;
-use agentq_trajectory::{CandidateRecord, Episode, StepRecord, Summary, Timings};
+use agentq_trajectory::{CandidateRecord, Episode, SearchRole, StepRecord, Summary, Timings};
 
 /// Where terminal values come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,16 +322,9 @@ impl SearchResult {
     pub fn final_episode(&self) -> Episode {
         let mut ep = self.rollouts[self.best].clone();
         ep.header.id = self.tree.id.clone();
-        ep.header
-            .extra
-            .insert("role".into(), serde_json::json!("final"));
-        ep.header.extra.insert(
-            "rollout".into(),
-            serde_json::json!(self.rollouts[self.best].header.id),
-        );
-        ep.header
-            .extra
-            .insert("purchases".into(), serde_json::json!(self.purchases));
+        ep.header.extra.role = Some(SearchRole::Final);
+        ep.header.extra.rollout = Some(self.rollouts[self.best].header.id.clone());
+        ep.header.extra.purchases = Some(self.purchases);
         ep
     }
 }
@@ -838,12 +831,11 @@ impl Search<'_> {
         );
         h.id = format!("{}/r{it}", self.tree.id);
         h.tree = Some(self.tree.id.clone());
-        h.extra.insert("role".into(), serde_json::json!("rollout"));
-        h.extra.insert("iteration".into(), serde_json::json!(it));
-        h.extra.insert("value".into(), serde_json::json!(value));
-        h.extra
-            .insert("tree_steps".into(), serde_json::json!(path.len() - 1));
-        h.extra.insert("leaf".into(), serde_json::json!(node));
+        h.extra.role = Some(SearchRole::Rollout);
+        h.extra.iteration = Some(it);
+        h.extra.value = Some(value);
+        h.extra.tree_steps = Some(path.len() - 1);
+        h.extra.leaf = Some(node);
         let (reward, n, terminated, truncated, invalid) = Episode::tally(&steps);
         let ep = Episode {
             header: h,
@@ -927,9 +919,8 @@ pub async fn search(
     let leaf_q = |ep: &Episode| {
         ep.header
             .extra
-            .get("leaf")
-            .and_then(|v| v.as_u64())
-            .map(|l| s.tree.nodes[l as usize].q())
+            .leaf
+            .map(|l| s.tree.nodes[l].q())
             .unwrap_or(0.0)
     };
     let mut best = 0;

@@ -114,9 +114,56 @@ pub struct Header {
     /// The search tree this episode is a rollout of (MCTS), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<String>,
-    /// Extra settings (free-form).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<String, serde_json::Value>,
+    /// What a tree search recorded about this episode (typed), plus free-form settings.
+    #[serde(default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// The role of an episode in a tree search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchRole {
+    /// One iteration's path: tree steps, then the rollout.
+    Rollout,
+    /// The best-valued path of a tree: the search's answer for its task.
+    Final,
+}
+
+/// A header's `extra` object: the tree-search fields, typed, and any other settings.
+/// Fields are declared in key order, so the JSON reads as a sorted map did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Extra {
+    /// The search iteration that produced the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<usize>,
+    /// The tree node the iteration expanded (its leaf).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<usize>,
+    /// Purchases the whole search made (on a final path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchases: Option<usize>,
+    /// Rollout or final path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<SearchRole>,
+    /// The rollout a final path was taken from (its episode id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+    /// Steps of the path inside the tree (the rest is the rollout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_steps: Option<usize>,
+    /// The terminal value the search backed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Anything else (free-form).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+impl Extra {
+    /// Whether nothing is set (the header then has no `extra` key).
+    pub fn is_empty(&self) -> bool {
+        *self == Extra::default()
+    }
 }
 
 /// One candidate action a policy proposed.
@@ -685,6 +732,29 @@ pub fn load(path: &Path) -> Result<LoadedRun> {
 pub(crate) mod tests {
     use super::*;
 
+    /// The typed `extra` writes the keys a sorted map wrote (files from before it read the
+    /// same), and keeps keys it does not know.
+    #[test]
+    fn typed_extra_reads_and_writes_the_old_json() {
+        let old =
+            r#"{"iteration":2,"leaf":5,"note":"x","role":"rollout","tree_steps":3,"value":0.5}"#;
+        let e: Extra = serde_json::from_str(old).unwrap();
+        assert_eq!(e.role, Some(SearchRole::Rollout));
+        assert_eq!(
+            (e.iteration, e.leaf, e.tree_steps),
+            (Some(2), Some(5), Some(3))
+        );
+        assert_eq!(e.other["note"], "x");
+        let mut e = e;
+        e.other.clear();
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"iteration":2,"leaf":5,"role":"rollout","tree_steps":3,"value":0.5}"#
+        );
+        assert!(Extra::default().is_empty());
+        assert!(serde_json::from_str::<Extra>(r#"{"role":"bogus"}"#).is_err());
+    }
+
     pub(crate) fn sample_episode(id: &str, reward: f64) -> Episode {
         let header = Header {
             schema: SCHEMA_VERSION,
@@ -701,7 +771,7 @@ pub(crate) mod tests {
             policy: "scripted".into(),
             instruction: "i need red shoes \"quoted\" ünïcode".into(),
             tree: None,
-            extra: BTreeMap::new(),
+            extra: Extra::default(),
         };
         let steps = vec![
             StepRecord {

@@ -29,7 +29,7 @@ use crate::agent::EpisodeMeta;
 use crate::env::TaskRef;
 use crate::policy::prompt::PromptMode;
 use crate::policy::{Oracle, Policy, RandomPolicy, Rule};
-use crate::trajectory::{self, Episode, Recorder, RunConfig, RunDir, RunSummary};
+use crate::trajectory::{self, Episode, Recorder, RunConfig, RunDir, RunSummary, SearchRole};
 use agentq_env::Split;
 
 /// Preference pairs of a search run.
@@ -50,6 +50,18 @@ pub enum Proposer {
     Random,
     /// The LLM policy (`--model` / `--openai-url`, `--prompt-mode`).
     Llm,
+}
+
+impl Proposer {
+    /// The flag value (`rule`, `oracle`, `random`, `llm`), used in default run names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proposer::Rule => "rule",
+            Proposer::Oracle => "oracle",
+            Proposer::Random => "random",
+            Proposer::Llm => "llm",
+        }
+    }
 }
 
 /// The critic that ranks proposals.
@@ -674,7 +686,7 @@ pub fn collect(a: CollectArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/collect-{}-{}",
-            policy.describe().split('(').next().unwrap_or("mcts"),
+            a.mcts.proposer.name(),
             a.tasks.split.name()
         ))
     });
@@ -709,7 +721,7 @@ pub fn collect(a: CollectArgs) -> Result<()> {
     let (finals, rollouts): (Vec<Episode>, Vec<Episode>) = loaded
         .episodes
         .into_iter()
-        .partition(|e| e.header.extra.get("role").and_then(|v| v.as_str()) == Some("final"));
+        .partition(|e| e.header.extra.role == Some(SearchRole::Final));
     let summary = CollectSummary {
         value: cfg.value.label().into(),
         tasks: done.per_task.len(),
