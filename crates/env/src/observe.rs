@@ -45,6 +45,9 @@
 //! URLs may be, so when the raw URL does not contain it the percent-decoded URL is tried too
 //! (identical results on WebShop-style URLs).
 
+// Python's `str.isspace()` (regex `\s` on `str` patterns) and `str.strip()`.
+use agentq_core::pycompat::{is_space as is_py_ws, strip as py_strip};
+use agentq_core::rng::FnvBuild;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -276,9 +279,6 @@ pub fn observe_with(html: &str, url: &str, ctx: &ObserveContext<'_>) -> Observat
 // Character classes (Python `str` semantics)
 // ---------------------------------------------------------------------------------------------
 
-/// Python's `str.isspace()` / regex `\s` on `str` patterns.
-use agentq_core::pycompat::is_space as is_py_ws;
-
 #[inline]
 fn char_at(s: &str, i: usize) -> Option<char> {
     s.get(i..)?.chars().next()
@@ -312,8 +312,6 @@ fn skip_ws(s: &str, mut i: usize) -> usize {
         i += l;
     }
 }
-
-use agentq_core::pycompat::strip as py_strip;
 
 fn py_lower(s: &str) -> String {
     if s.is_ascii() {
@@ -378,8 +376,6 @@ impl Ent {
         }
     }
 }
-
-use agentq_core::rng::FnvBuild;
 
 fn entities() -> &'static HashMap<&'static str, Ent, FnvBuild> {
     static TABLE: OnceLock<HashMap<&'static str, Ent, FnvBuild>> = OnceLock::new();
