@@ -7,6 +7,7 @@
 
 pub use agentq_agent as agent;
 pub use agentq_agent::policy;
+pub use agentq_app as app;
 pub use agentq_core as core;
 pub use agentq_env as env;
 pub use agentq_lm as lm;

@@ -1,19 +1,19 @@
-//! `agentq demos` (SFT demonstrations from the oracle) and `agentq prompt show` (the exact
-//! prompt the LLM policy sees at a given point of an episode).
+//! `agentq demos` (SFT demonstrations from the oracle, written by [`agentq_app::demos`]) and
+//! `agentq prompt show` (the exact prompt the LLM policy sees at a given point of an
+//! episode).
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use agentq_app::demos::DemosConfig;
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 
-use super::envs::{EnvArgs, EnvFactory};
+use super::envs::EnvArgs;
+use super::progress::Bars;
 use super::runs::TaskArgs;
-use crate::agent::{self, demos, EpisodeMeta};
 use crate::env::TaskRef;
 use crate::policy::prompt::{self, PromptInput, PromptMode};
-use crate::policy::{Oracle, Policy};
 
 /// Arguments of `agentq demos`.
 #[derive(Debug, Args)]
@@ -35,62 +35,21 @@ pub struct DemosArgs {
 
 /// `agentq demos`.
 pub fn demos_cmd(a: DemosArgs) -> Result<()> {
-    let factory = EnvFactory::new(&a.env, None)?;
-    let n = factory.split_len(a.tasks.split);
-    let tasks = a.tasks.resolve(n)?;
-    let policy: Arc<dyn Policy> = Arc::new(Oracle::new(factory.knowledge()));
-    let meta = EpisodeMeta {
-        env: factory.spec_id.clone(),
-        data_hash: factory.data_hash(),
-        driver: a.env.driver.name().into(),
-        obs_mode: factory.config.mode,
-        max_steps: factory.config.max_steps,
-        k: 1,
+    let c = DemosConfig {
+        tasks: a.tasks.selection(),
+        mode: a.mode,
+        out: a.out.clone(),
+        env: a.env.settings(),
     };
-    let rt = super::play::runtime()?;
-    let mut env = factory.make(None)?;
-    let pb = indicatif::ProgressBar::new(tasks.len() as u64);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("demos [{bar:30}] {pos}/{len} {msg} ({eta})")
-            .expect("invariant: static template")
-            .progress_chars("=> "),
-    );
-    let mut buf = Vec::new();
-    let (mut n_ex, mut skipped) = (0usize, 0usize);
-    for t in tasks {
-        let ep = rt
-            .block_on(agent::run_episode(
-                env.as_mut(),
-                policy.as_ref(),
-                &meta,
-                t,
-                a.tasks.seed,
-            ))
-            .with_context(|| format!("running the oracle on {t}"))?;
-        pb.inc(1);
-        if !ep.summary.success {
-            skipped += 1;
-            continue;
-        }
-        for ex in demos::examples(&ep, a.mode) {
-            serde_json::to_writer(&mut buf, &ex)?;
-            buf.push(b'\n');
-            n_ex += 1;
-        }
-        pb.set_message(format!("{n_ex} examples"));
-    }
-    pb.finish_and_clear();
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    crate::trajectory::write_atomic(&a.out, &buf)?;
+    let r = agentq_app::demos::demos(&c, &Bars::default())?;
     eprintln!(
-        "wrote {n_ex} examples ({} mode, prompt {}) to {}{}",
+        "wrote {} examples ({} mode, prompt {}) to {}{}",
+        r.examples,
         a.mode.as_str(),
         prompt::PROMPT_VERSION,
         a.out.display(),
-        if skipped > 0 {
-            format!("; {skipped} unsuccessful episodes left out")
+        if r.skipped > 0 {
+            format!("; {} unsuccessful episodes left out", r.skipped)
         } else {
             String::new()
         }
@@ -132,7 +91,7 @@ pub struct PromptShowArgs {
 
 /// `agentq prompt show`.
 pub fn prompt_show(a: PromptShowArgs) -> Result<()> {
-    let factory = EnvFactory::new(&a.env, None)?;
+    let factory = a.env.factory(None)?;
     let rt = super::play::runtime()?;
     let mut env = factory.make(None)?;
     let mode = factory.config.mode;

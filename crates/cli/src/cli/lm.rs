@@ -264,7 +264,7 @@ fn pip_command() -> Vec<&'static str> {
     }
 }
 
-fn fetch(a: FetchArgs) -> Result<()> {
+pub(super) fn fetch(a: FetchArgs) -> Result<()> {
     let Some(m) = lm::fetch::known(&a.name) else {
         let names: Vec<_> = lm::fetch::KNOWN.iter().map(|m| m.name).collect();
         bail!("unknown model {:?} (known: {})", a.name, names.join(", "));

@@ -1,17 +1,13 @@
 //! Flags that choose a language model (a local GGUF/safetensors model through candle, or an
 //! OpenAI-compatible server) and the LLM policy's settings, shared by `eval`, `collect`,
-//! `demos` and `loop`.
+//! `demos` and `loop`; turned into the app layer's [`ModelSettings`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use agentq_app::models::ModelSettings;
 use clap::Args;
 
-use crate::lm::LanguageModel;
 use crate::policy::critic::CriticScheme;
-use crate::policy::llm::LlmConfig;
 use crate::policy::prompt::PromptMode;
 
 /// Which model and how to prompt it.
@@ -43,53 +39,18 @@ pub struct LmArgs {
     pub critic_scheme: CriticScheme,
 }
 
-/// The default local model file.
-pub fn default_model_path() -> PathBuf {
-    PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-}
-
 impl LmArgs {
-    /// The policy settings.
-    pub fn llm_config(&self, seed: u64) -> LlmConfig {
-        LlmConfig {
-            mode: self.prompt_mode,
+    /// The typed settings (the API key from `OPENAI_API_KEY`).
+    pub fn settings(&self) -> ModelSettings {
+        ModelSettings {
+            model: self.model.clone(),
+            adapters: self.adapter.clone(),
+            openai_url: self.openai_url.clone(),
+            openai_model: self.openai_model.clone(),
+            api_key: std::env::var("OPENAI_API_KEY").ok(),
+            prompt_mode: self.prompt_mode,
             temperature: self.temperature,
-            seed,
-            ..LlmConfig::default()
+            critic_scheme: self.critic_scheme,
         }
-    }
-}
-
-impl LmArgs {
-    /// Loads the chosen model: an OpenAI-compatible server, or the local file (default: the
-    /// fetched SmolLM2).
-    pub fn load(&self) -> Result<Arc<dyn LanguageModel>> {
-        if let Some(url) = &self.openai_url {
-            let client = crate::lm::openai::OpenAiClient::new(crate::lm::openai::OpenAiConfig {
-                base_url: url.clone(),
-                model: self.openai_model.clone(),
-                api_key: std::env::var("OPENAI_API_KEY").ok(),
-                timeout: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .with_context(|| format!("connecting to {url}"))?;
-            return Ok(Arc::new(client));
-        }
-        let path = self.model.clone().unwrap_or_else(default_model_path);
-        if !path.exists() {
-            bail!(
-                "no model at {} (run `agentq model fetch smollm2`, or pass --model PATH or --openai-url URL)",
-                path.display()
-            );
-        }
-        if !self.adapter.is_empty() {
-            return Ok(Arc::new(super::train::load_with_adapters(
-                &path,
-                &self.adapter,
-            )?));
-        }
-        let m = crate::lm::local::LocalModel::load(&path, Default::default())
-            .with_context(|| format!("loading {}", path.display()))?;
-        Ok(Arc::new(m))
     }
 }

@@ -12,6 +12,7 @@ mod envs;
 mod lm;
 mod lmargs;
 mod play;
+mod progress;
 mod runs;
 mod train;
 
@@ -161,17 +162,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The repository this binary was built from (crates/cli is two levels below it): where
-/// `envs/` and `webshop-fixtures/` are looked up when they are not in the working directory.
-fn source_tree() -> PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .unwrap_or(manifest)
-        .to_path_buf()
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

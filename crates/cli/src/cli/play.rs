@@ -59,10 +59,7 @@ pub struct RunArgs {
 
 /// A multi-threaded tokio runtime.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    Ok(agentq_app::envs::runtime()?)
 }
 
 fn app_state(loaded: Loaded, show_attrs: bool) -> AppState {
@@ -103,7 +100,7 @@ struct Episode {
 }
 
 fn make_env(a: &EpisodeArgs) -> Result<Episode> {
-    let factory = EnvFactory::new(&a.env, None)?;
+    let factory = a.env.factory(None)?;
     let env = factory.make(a.screenshots.clone())?;
     Ok(Episode {
         env,

@@ -1,21 +1,20 @@
 //! `agentq train dpo|sft` (LoRA or full fine-tuning of the local model on pairs or
-//! demonstrations) and `agentq train export` (pairs in TRL's standard form), plus loading a
-//! model with a trained checkpoint applied (`--adapter`).
+//! demonstrations) and `agentq train export` (pairs in TRL's standard form), both run by
+//! [`agentq_app::train`]; and `agentq bench dpo` (the time of one DPO update).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use agentq_app::models::model_path;
+use agentq_app::train::{lora_targets, TrainSettings};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use super::progress::Bars;
 use crate::lm::llama::Llama;
-use crate::lm::local::{Engine, LocalModel};
-use crate::lm::ChatMessage;
-use crate::train::data::{self, PairRecord};
 use crate::train::llama::LlamaTrainModel;
 use crate::train::lora::LoraConfig;
 use crate::train::optim::AdamWConfig;
-use crate::train::trainer::{self, Method, TrainConfig, TrainState};
+use crate::train::trainer::{Method, TrainConfig};
 
 /// `agentq train …`
 #[derive(Debug, Subcommand)]
@@ -108,98 +107,32 @@ pub struct ExportArgs {
     pub model: Option<PathBuf>,
 }
 
-fn model_path(p: &Option<PathBuf>) -> Result<PathBuf> {
-    let p = p.clone().unwrap_or_else(super::lmargs::default_model_path);
-    if !p.exists() {
-        bail!(
-            "no model at {} (run `agentq model fetch smollm2` or pass --model)",
-            p.display()
-        );
-    }
-    Ok(p)
-}
-
-/// Applies a checkpoint (`OUT/checkpoint-N` or `OUT`, whose `latest` names one) to `weights`:
-/// LoRA adapters are merged (`W + α/r·BA`), full weights replace.
-pub fn apply_checkpoint(
-    weights: &mut HashMap<String, candle_core::Tensor>,
-    ck: &Path,
-) -> Result<()> {
-    let dir = if ck.join("state.json").exists() {
-        ck.to_path_buf()
-    } else {
-        trainer::latest_checkpoint(ck)?
-            .with_context(|| format!("{} holds no checkpoint", ck.display()))?
-    };
-    let state: TrainState = serde_json::from_slice(
-        &std::fs::read(dir.join("state.json"))
-            .with_context(|| format!("reading {}", dir.join("state.json").display()))?,
-    )
-    .with_context(|| format!("{}: not a training state", dir.join("state.json").display()))?;
-    let dev = candle_core::Device::Cpu;
-    let t = trainer::load_tensors(&dir.join("weights.safetensors"), &dev)?;
-    match &state.config.lora {
-        Some(lc) => {
-            let scale = lc.alpha / lc.rank as f64;
-            let mut n = 0;
-            for (name, a) in &t {
-                let Some(base) = name.strip_suffix(".lora_a") else {
-                    continue;
-                };
-                let b = t
-                    .get(&format!("{base}.lora_b"))
-                    .with_context(|| format!("{}: {base}.lora_b missing", dir.display()))?;
-                let key = format!("{base}.weight");
-                let w = weights
-                    .get(&key)
-                    .with_context(|| format!("the model has no weight {key}"))?;
-                let layer = crate::train::lora::LoraLayer {
-                    a: candle_core::Var::from_tensor(a)?,
-                    b: candle_core::Var::from_tensor(b)?,
-                    scale,
-                };
-                let merged = layer.merge(w)?;
-                weights.insert(key, merged);
-                n += 1;
-            }
-            tracing::info!(adapters = n, checkpoint = %dir.display(), "merged LoRA adapters");
-        }
-        None => {
-            for (name, w) in t {
-                if !weights.contains_key(&name) {
-                    bail!("{}: weight {name} is not in the model", dir.display());
-                }
-                weights.insert(name, w);
-            }
+impl TrainArgs {
+    /// The typed settings of a `method` run.
+    pub fn settings(&self, method: Method) -> TrainSettings {
+        TrainSettings {
+            method,
+            data: self.data.clone(),
+            out: self.out.clone(),
+            model: self.model.clone(),
+            adapters: self.adapter.clone(),
+            full: self.full,
+            lora_rank: self.lora_rank,
+            lora_alpha: self.lora_alpha,
+            lora_targets: lora_targets(&self.lora_targets),
+            beta: self.beta,
+            lr: self.lr,
+            warmup: self.warmup,
+            max_grad_norm: self.max_grad_norm,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            max_prompt_tokens: self.max_prompt_tokens,
+            max_response_tokens: self.max_response_tokens,
+            seed: self.seed,
+            max_steps: self.max_steps,
+            checkpoint_every: self.checkpoint_every,
         }
     }
-    Ok(())
-}
-
-/// Loads the base model with checkpoints applied in order, as a served local model.
-pub fn load_with_adapters(model: &Path, adapters: &[PathBuf]) -> Result<LocalModel> {
-    let dev = candle_core::Device::Cpu;
-    let mut l = crate::lm::load::load(model, &dev)
-        .with_context(|| format!("loading {}", model.display()))?;
-    for ad in adapters {
-        apply_checkpoint(&mut l.weights, ad)?;
-    }
-    let llama = Llama::new(l.config, l.weights, false, &dev)?;
-    let describe = format!(
-        "candle:{}+{} (f32, cpu)",
-        model.file_name().unwrap_or_default().to_string_lossy(),
-        adapters
-            .iter()
-            .map(|a| a.display().to_string())
-            .collect::<Vec<_>>()
-            .join("+")
-    );
-    Ok(LocalModel::from_engine(Engine::new(
-        llama,
-        l.tokenizer,
-        l.chat,
-        describe,
-    )))
 }
 
 /// `agentq train dpo|sft|export`.
@@ -211,91 +144,8 @@ pub fn train_cmd(c: TrainCommand) -> Result<()> {
     }
 }
 
-/// `q,v` → the LoRA target names.
-fn lora_targets(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 fn run(a: TrainArgs, method: Method) -> Result<()> {
-    let path = model_path(&a.model)?;
-    let dev = candle_core::Device::Cpu;
-    let mut l = crate::lm::load::load(&path, &dev)
-        .with_context(|| format!("loading {}", path.display()))?;
-    for ad in &a.adapter {
-        apply_checkpoint(&mut l.weights, ad)?;
-    }
-    let model = Llama::new(l.config, l.weights, a.full, &dev)?;
-    let chat = l.chat.clone();
-    let template = move |m: &[ChatMessage], gen: bool| -> Result<String, String> {
-        chat.render(m, gen).map_err(|e| e.to_string())
-    };
-    let (pairs, examples) = match method {
-        Method::Dpo => (data::read_pairs(&a.data, &template)?, Vec::new()),
-        Method::Sft => (Vec::new(), data::read_sft(&a.data, &template)?),
-    };
-    let cfg = TrainConfig {
-        method,
-        beta: a.beta,
-        lora: (!a.full).then(|| LoraConfig {
-            rank: a.lora_rank,
-            alpha: a.lora_alpha,
-            targets: lora_targets(&a.lora_targets),
-            seed: a.seed,
-        }),
-        optim: AdamWConfig {
-            lr: a.lr,
-            warmup_steps: a.warmup,
-            max_grad_norm: a.max_grad_norm,
-            ..AdamWConfig::default()
-        },
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        max_prompt_tokens: a.max_prompt_tokens,
-        max_response_tokens: a.max_response_tokens,
-        seed: a.seed,
-        checkpoint_every: a.checkpoint_every,
-    };
-    let n = pairs.len().max(examples.len());
-    let pb =
-        indicatif::ProgressBar::new(((n * a.epochs) as u64).div_ceil(a.batch_size.max(1) as u64));
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "train [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})",
-        )
-        .expect("invariant: static template")
-        .progress_chars("=> "),
-    );
-    let tm = LlamaTrainModel {
-        model: &model,
-        tokenizer: &l.tokenizer,
-        ops: crate::lm::llama::Ops::Train,
-    };
-    let (_, summary) = trainer::train(
-        &tm,
-        &pairs,
-        &examples,
-        &cfg,
-        &a.out,
-        a.max_steps,
-        &mut |step, total, e| {
-            pb.set_length(total);
-            pb.set_position(step);
-            let m = &e.metrics;
-            pb.set_message(match method {
-                Method::Dpo => format!(
-                    "loss {:.4} · margin {:.3} · acc {:.2}",
-                    m.get("loss").copied().unwrap_or(f64::NAN),
-                    m.get("rewards/margins").copied().unwrap_or(f64::NAN),
-                    m.get("rewards/accuracies").copied().unwrap_or(f64::NAN)
-                ),
-                Method::Sft => format!("loss {:.4}", m.get("loss").copied().unwrap_or(f64::NAN)),
-            });
-        },
-    )?;
-    pb.finish_and_clear();
+    let summary = agentq_app::train::train(&a.settings(method), &Bars::default())?;
     if a.json {
         use std::io::Write as _;
         let mut o = std::io::stdout().lock();
@@ -318,36 +168,8 @@ fn run(a: TrainArgs, method: Method) -> Result<()> {
 }
 
 fn export(a: ExportArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&a.data)
-        .with_context(|| format!("reading {}", a.data.display()))?;
-    let mut recs = Vec::new();
-    for (i, l) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let r: PairRecord = serde_json::from_str(l)
-            .with_context(|| format!("{}:{}: not a preference pair", a.data.display(), i + 1))?;
-        recs.push(r);
-    }
-    let chat = match &a.model {
-        Some(m) => Some(crate::lm::load::load(m, &candle_core::Device::Cpu)?.chat),
-        None => None,
-    };
-    let template = move |m: &[ChatMessage], gen: bool| -> Result<String, String> {
-        match &chat {
-            Some(c) => c.render(m, gen).map_err(|e| e.to_string()),
-            None => Err("conversational pairs need --model for the chat template".into()),
-        }
-    };
-    let out = data::to_trl_standard(&recs, &template).map_err(|e| anyhow::anyhow!(e))?;
-    let mut buf = Vec::new();
-    for r in &out {
-        serde_json::to_writer(&mut buf, r)?;
-        buf.push(b'\n');
-    }
-    crate::trajectory::write_atomic(&a.out, &buf)?;
-    eprintln!("wrote {} pairs to {}", out.len(), a.out.display());
+    let n = agentq_app::train::export(&a.data, &a.out, a.model.as_deref())?;
+    eprintln!("wrote {n} pairs to {}", a.out.display());
     Ok(())
 }
 
@@ -404,7 +226,7 @@ pub fn bench_dpo(a: BenchDpoArgs) -> Result<()> {
     if a.steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let path = model_path(&a.model)?;
+    let path = model_path(a.model.as_deref())?;
     let dev = candle_core::Device::Cpu;
     let t = std::time::Instant::now();
     let l = crate::lm::load::load(&path, &dev)

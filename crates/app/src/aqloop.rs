@@ -1,0 +1,469 @@
+//! The Agent Q loop: per iteration, MCTS collection on train tasks with the current model
+//! (LLM proposer and critic) → preference pairs → DPO from the current model → evaluation
+//! on test tasks (greedy, and optionally with test-time MCTS). An optional SFT warm start on
+//! oracle demonstrations comes first.
+//!
+//! Every stage is an ordinary workflow of this crate run resumably into its own directory
+//! (`OUT/{zero-shot,sft}`, `OUT/iter-N/{collect,train,eval-greedy,eval-mcts}`) and marked
+//! done by an empty `DONE` file once it finished (its wall time in `WALL_S`), so a loop cut
+//! at any point resumes where it stopped; `results.*` are rewritten after every evaluated
+//! row. The reference model of iteration N's DPO is the model that collected its data (base
+//! + the adapters of iterations before N).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use agentq_agent::policy::critic::CriticScheme;
+use agentq_env::Split;
+use agentq_train::trainer::Method;
+use agentq_trajectory::{self as trajectory, report, RunSummary};
+use serde::{Deserialize, Serialize};
+
+use crate::demos::{demos, DemosConfig};
+use crate::envs::EnvSettings;
+use crate::error::{Context as _, Result};
+use crate::eval::{eval, AgentKind, EvalConfig};
+use crate::models::ModelSettings;
+use crate::progress::Progress;
+use crate::search::{collect, CollectConfig, CriticKind, Proposer, SearchSettings};
+use crate::tasks::TaskSelection;
+use crate::train::{train, TrainSettings};
+
+/// The loop's settings (recorded in `OUT/loop.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoopConfig {
+    /// Agent Q iterations (collect → DPO → evaluate).
+    pub iterations: usize,
+    /// Train-split tasks searched each iteration (`0..5`, `3,7`, `all`).
+    pub train_tasks: String,
+    /// Test-split tasks evaluated after each iteration (and before the first).
+    pub eval_tasks: String,
+    /// Base model (`None`: the fetched SmolLM2).
+    pub model: Option<PathBuf>,
+    /// Candidates per node (K).
+    pub k: usize,
+    /// MCTS iterations per task.
+    pub mcts_iterations: usize,
+    /// MCTS depth cap.
+    pub depth_cap: usize,
+    /// Critic scheme.
+    pub critic_scheme: CriticScheme,
+    /// Step limit of evaluation (and collection) episodes.
+    pub max_steps: usize,
+    /// Also evaluate with MCTS (env value: search with a verifier) after each iteration.
+    pub eval_mcts: bool,
+    /// DPO epochs over each iteration's pairs.
+    pub dpo_epochs: usize,
+    /// DPO learning rate (LoRA).
+    pub lr: f64,
+    /// DPO β.
+    pub beta: f64,
+    /// Pairs per DPO step.
+    pub batch_size: usize,
+    /// Before iteration 0, fine-tune on oracle demonstrations of these train tasks.
+    pub sft_tasks: Option<String>,
+    /// SFT epochs.
+    pub sft_epochs: usize,
+    /// SFT learning rate (LoRA).
+    pub sft_lr: f64,
+    /// Test-split tasks of the MCTS evaluation (`None`: the `eval_tasks`).
+    pub mcts_eval_tasks: Option<String>,
+    /// Output directory.
+    #[serde(skip)]
+    pub out: PathBuf,
+    /// Parallel episodes/trees.
+    #[serde(skip)]
+    pub parallel: usize,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            iterations: 1,
+            train_tasks: "0..5".into(),
+            eval_tasks: "0..5".into(),
+            model: None,
+            k: 3,
+            mcts_iterations: 3,
+            depth_cap: 6,
+            critic_scheme: CriticScheme::Logprob,
+            max_steps: 10,
+            eval_mcts: false,
+            dpo_epochs: 2,
+            lr: 5e-4,
+            beta: 0.1,
+            batch_size: 4,
+            sft_tasks: None,
+            sft_epochs: 2,
+            sft_lr: 1e-3,
+            mcts_eval_tasks: None,
+            out: PathBuf::from("runs/loop"),
+            parallel: 2,
+        }
+    }
+}
+
+/// One row of the results table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// What was evaluated: `zero-shot`, `SFT`, `base` or `iteration N`.
+    #[serde(default)]
+    pub stage: String,
+    /// Iteration (0 = the model before any Agent Q iteration).
+    pub iteration: usize,
+    /// Greedy evaluation.
+    pub greedy: RunSummary,
+    /// Wall seconds of the greedy evaluation (all invocations that finished).
+    #[serde(default)]
+    pub greedy_wall_s: f64,
+    /// MCTS evaluation, if run.
+    pub mcts: Option<RunSummary>,
+    /// Wall seconds of the MCTS evaluation.
+    #[serde(default)]
+    pub mcts_wall_s: f64,
+    /// Pairs collected in this iteration (0 for the base row).
+    pub pairs: usize,
+    /// Adapters applied.
+    pub adapters: Vec<PathBuf>,
+}
+
+impl Row {
+    /// The row's stage, also for `results.json` written before stages had names.
+    pub fn stage_name(&self) -> String {
+        if self.stage.is_empty() {
+            format!("iteration {}", self.iteration)
+        } else {
+            self.stage.clone()
+        }
+    }
+}
+
+/// What a loop produced.
+#[derive(Debug, Clone)]
+pub struct LoopReport {
+    /// The results table.
+    pub rows: Vec<Row>,
+    /// `OUT/results.md`.
+    pub results: PathBuf,
+    /// The reports written (the first and the last greedy evaluation).
+    pub reports: Vec<PathBuf>,
+}
+
+fn done(dir: &Path) -> bool {
+    dir.join("DONE").exists()
+}
+
+fn mark(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    trajectory::write_atomic(&dir.join("DONE"), b"")?;
+    Ok(())
+}
+
+/// Wall seconds recorded for a stage directory (0 when none).
+fn wall(dir: &Path) -> f64 {
+    std::fs::read_to_string(dir.join("WALL_S"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Runs a stage and adds its wall time to the stage's `WALL_S` (an invocation cut by a
+/// crash is not counted), then marks it done.
+fn stage(
+    dir: &Path,
+    what: &str,
+    progress: &dyn Progress,
+    run: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    progress.note(&format!("» {what} → {}", dir.display()));
+    let t = std::time::Instant::now();
+    run()?;
+    std::fs::create_dir_all(dir)?;
+    let total = wall(dir) + t.elapsed().as_secs_f64();
+    trajectory::write_atomic(&dir.join("WALL_S"), format!("{total:.1}\n").as_bytes())?;
+    mark(dir)
+}
+
+/// The environment of every stage: the default spec with the loop's step limit.
+fn env(a: &LoopConfig) -> EnvSettings {
+    EnvSettings {
+        max_steps: Some(a.max_steps),
+        ..EnvSettings::default()
+    }
+}
+
+fn model(a: &LoopConfig, adapters: &[PathBuf]) -> ModelSettings {
+    ModelSettings {
+        model: a.model.clone(),
+        adapters: adapters.to_vec(),
+        critic_scheme: a.critic_scheme,
+        ..ModelSettings::default()
+    }
+}
+
+/// The search of collection and MCTS evaluation: LLM proposer and critic.
+fn search(a: &LoopConfig, adapters: &[PathBuf]) -> SearchSettings {
+    SearchSettings {
+        proposer: Proposer::Llm,
+        critic: CriticKind::Llm,
+        iterations: a.mcts_iterations,
+        depth_cap: a.depth_cap,
+        lm: model(a, adapters),
+        ..SearchSettings::default()
+    }
+}
+
+fn summary_line(s: &RunSummary) -> String {
+    format!(
+        "{} episodes · score {:.1} · success {:.1}%",
+        s.episodes, s.score, s.success_rate
+    )
+}
+
+/// Greedy (and MCTS) evaluation of the model `adapters` give into `dir/eval-*`, as a row.
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    a: &LoopConfig,
+    dir: &Path,
+    adapters: &[PathBuf],
+    name: &str,
+    iteration: usize,
+    pairs: usize,
+    progress: &Arc<dyn Progress>,
+) -> Result<Row> {
+    let g = dir.join("eval-greedy");
+    if !done(&g) {
+        stage(
+            &g,
+            &format!("{name}: greedy evaluation"),
+            &**progress,
+            || {
+                let mut c = EvalConfig::new(
+                    AgentKind::Llm,
+                    TaskSelection::of(Split::Test, &a.eval_tasks),
+                );
+                c.parallel = a.parallel;
+                c.out = Some(g.clone());
+                c.resume = true;
+                c.env = env(a);
+                c.search.lm = ModelSettings {
+                    model: a.model.clone(),
+                    adapters: adapters.to_vec(),
+                    ..ModelSettings::default()
+                };
+                let r = eval(&c, Arc::clone(progress))?;
+                progress.note(&summary_line(&r.summary));
+                r.check()
+            },
+        )?;
+    }
+    let greedy = RunSummary::of(&trajectory::load(&g)?.episodes);
+    let mcts = if a.eval_mcts {
+        let m = dir.join("eval-mcts");
+        if !done(&m) {
+            stage(&m, &format!("{name}: MCTS evaluation"), &**progress, || {
+                let tasks = a.mcts_eval_tasks.as_deref().unwrap_or(&a.eval_tasks);
+                let mut c = EvalConfig::new(AgentKind::Mcts, TaskSelection::of(Split::Test, tasks));
+                c.k = a.k;
+                c.parallel = a.parallel;
+                c.out = Some(m.clone());
+                c.resume = true;
+                c.env = env(a);
+                c.search = search(a, adapters);
+                let r = eval(&c, Arc::clone(progress))?;
+                progress.note(&summary_line(&r.summary));
+                r.check()
+            })?;
+        }
+        Some(RunSummary::of(&trajectory::load(&m)?.episodes))
+    } else {
+        None
+    };
+    Ok(Row {
+        stage: name.to_string(),
+        iteration,
+        greedy,
+        greedy_wall_s: wall(&dir.join("eval-greedy")),
+        mcts,
+        mcts_wall_s: wall(&dir.join("eval-mcts")),
+        pairs,
+        adapters: adapters.to_vec(),
+    })
+}
+
+fn count_lines(p: &Path) -> usize {
+    std::fs::read_to_string(p)
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0)
+}
+
+/// Runs (or resumes) the loop.
+pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopReport> {
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    // Through a JSON value: the same bytes as the loop has always written.
+    let settings = serde_json::to_value(a)?;
+    trajectory::write_atomic(
+        &a.out.join("loop.json"),
+        &serde_json::to_vec_pretty(&settings)?,
+    )?;
+    let mut rows = Vec::new();
+    let mut adapters: Vec<PathBuf> = Vec::new();
+    if let Some(tasks) = &a.sft_tasks {
+        let zero = a.out.join("zero-shot");
+        rows.push(evaluate(a, &zero, &[], "zero-shot", 0, 0, &progress)?);
+        write_results(&a.out, &rows)?;
+        let sft = a.out.join("sft");
+        let demos_file = sft.join("demos.jsonl");
+        let train_dir = sft.join("train");
+        if !done(&sft) {
+            std::fs::create_dir_all(&sft)?;
+            let d = demos(
+                &DemosConfig {
+                    tasks: TaskSelection::of(Split::Train, tasks),
+                    mode: agentq_agent::policy::prompt::PromptMode::Act,
+                    out: demos_file.clone(),
+                    env: EnvSettings::default(),
+                },
+                &*progress,
+            )?;
+            progress.note(&format!("{} demonstration examples", d.examples));
+            stage(&sft, "SFT on oracle demonstrations", &*progress, || {
+                let mut t = TrainSettings::new(Method::Sft, demos_file.clone(), train_dir.clone());
+                t.model = a.model.clone();
+                t.lr = a.sft_lr;
+                t.epochs = a.sft_epochs;
+                t.batch_size = a.batch_size;
+                t.max_prompt_tokens = 768;
+                train(&t, &*progress).map(drop)
+            })?;
+        }
+        adapters.push(train_dir);
+    }
+    let base = a.out.join("iter-0");
+    let stage0 = if a.sft_tasks.is_some() { "SFT" } else { "base" };
+    rows.push(evaluate(a, &base, &adapters, stage0, 0, 0, &progress)?);
+    write_results(&a.out, &rows)?;
+    for i in 1..=a.iterations {
+        let dir = a.out.join(format!("iter-{i}"));
+        // 1. Collect with the current model.
+        let collect_dir = dir.join("collect");
+        if !done(&collect_dir) {
+            stage(
+                &collect_dir,
+                &format!("iteration {i}: MCTS collection"),
+                &*progress,
+                || {
+                    let mut c = CollectConfig::new(TaskSelection::of(Split::Train, &a.train_tasks));
+                    c.k = a.k;
+                    c.search = search(a, &adapters);
+                    c.search.search_seed = i as u64;
+                    c.parallel = a.parallel;
+                    c.out = Some(collect_dir.clone());
+                    c.resume = true;
+                    c.env = env(a);
+                    let r = collect(&c, Arc::clone(&progress))?;
+                    progress.note(&format!(
+                        "{} trees · {} pairs",
+                        r.summary.tasks, r.summary.pairs
+                    ));
+                    r.check()
+                },
+            )?;
+        }
+        let pairs_file = collect_dir.join(crate::search::PAIRS_FILE);
+        let pairs = count_lines(&pairs_file);
+        // 2. DPO from the current model (the reference is the data-generating model).
+        let train_dir = dir.join("train");
+        if pairs == 0 {
+            progress.note(&format!(
+                "iteration {i}: the search produced no preference pairs; the model is unchanged"
+            ));
+        } else {
+            if !done(&train_dir) {
+                stage(
+                    &train_dir,
+                    &format!("iteration {i}: DPO"),
+                    &*progress,
+                    || {
+                        let mut t =
+                            TrainSettings::new(Method::Dpo, pairs_file.clone(), train_dir.clone());
+                        t.model = a.model.clone();
+                        t.adapters = adapters.clone();
+                        t.epochs = a.dpo_epochs;
+                        t.lr = a.lr;
+                        t.beta = a.beta;
+                        t.batch_size = a.batch_size;
+                        t.max_prompt_tokens = 768;
+                        t.seed = i as u64;
+                        train(&t, &*progress).map(drop)
+                    },
+                )?;
+            }
+            adapters.push(train_dir.clone());
+        }
+        // 3. Evaluate.
+        let name = format!("iteration {i}");
+        rows.push(evaluate(a, &dir, &adapters, &name, i, pairs, &progress)?);
+        // The table so far, so a long loop shows its finished rows.
+        write_results(&a.out, &rows)?;
+    }
+    let first = crate::report::write_report(&a.out.join("iter-0").join("eval-greedy"), None).ok();
+    let last = a
+        .out
+        .join(format!("iter-{}", a.iterations))
+        .join("eval-greedy");
+    let last = crate::report::write_report(&last, None).ok();
+    Ok(LoopReport {
+        rows,
+        results: a.out.join("results.md"),
+        reports: [first, last].into_iter().flatten().collect(),
+    })
+}
+
+/// Writes `results.json`, `results.md` and `results.svg` for the rows so far.
+pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
+    trajectory::write_atomic(&out.join("results.json"), &serde_json::to_vec_pretty(rows)?)?;
+    let mut md = String::from(
+        "| stage | pairs | greedy tasks | greedy score | greedy success | greedy wall | MCTS tasks | MCTS score | MCTS success | MCTS wall |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let m = |f: &dyn Fn(&RunSummary) -> String| r.mcts.as_ref().map(f).unwrap_or("—".into());
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {:.1}% | {:.0} s | {} | {} | {} | {} |\n",
+            r.stage_name(),
+            r.pairs,
+            r.greedy.episodes,
+            r.greedy.score,
+            r.greedy.success_rate,
+            r.greedy_wall_s,
+            m(&|s| s.episodes.to_string()),
+            m(&|s| format!("{:.1}", s.score)),
+            m(&|s| format!("{:.1}%", s.success_rate)),
+            m(&|_| format!("{:.0} s", r.mcts_wall_s)),
+        ));
+    }
+    trajectory::write_atomic(&out.join("results.md"), md.as_bytes())?;
+    // Rows in order on the x axis (zero-shot, SFT/base, iteration 1, …).
+    let pts = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<(f64, f64)> {
+        rows.iter()
+            .enumerate()
+            .filter_map(|(i, r)| f(r).map(|y| (i as f64, y)))
+            .collect()
+    };
+    let mut svg =
+        String::from("<svg xmlns='http://www.w3.org/2000/svg' width='740' height='190'><g>");
+    svg.push_str(&report::line_chart(
+        "greedy success rate (%) by stage",
+        "stage",
+        &pts(&|r| Some(r.greedy.success_rate)),
+    ));
+    svg.push_str("</g><g transform='translate(370,0)'>");
+    svg.push_str(&report::line_chart(
+        "greedy score by stage",
+        "stage",
+        &pts(&|r| Some(r.greedy.score)),
+    ));
+    svg.push_str("</g></svg>\n");
+    trajectory::write_atomic(&out.join("results.svg"), svg.as_bytes())?;
+    Ok(())
+}
