@@ -327,3 +327,40 @@ fn tasks(a: TasksArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    /// Every flag value is the name the app layer records (run headers, default run names).
+    fn same_names<A: ValueEnum + Into<B> + Copy, B>(name: impl Fn(B) -> &'static str) {
+        for v in A::value_variants() {
+            let flag = v.to_possible_value().unwrap();
+            assert_eq!(flag.get_name(), name((*v).into()));
+        }
+    }
+
+    #[test]
+    fn flag_values_are_the_recorded_names() {
+        same_names::<super::envs::DriverArg, agentq_app::envs::Driver>(|d| d.name());
+        same_names::<super::runs::AgentArg, agentq_app::eval::AgentKind>(|a| a.name());
+        same_names::<super::collect::ProposerArg, agentq_app::search::Proposer>(|p| p.name());
+        same_names::<super::collect::CriticArg, agentq_app::search::CriticKind>(|c| c.name());
+        assert_eq!(
+            super::envs::DriverArg::value_variants().len(),
+            agentq_app::envs::Driver::ALL.len()
+        );
+        assert_eq!(
+            super::runs::AgentArg::value_variants().len(),
+            agentq_app::eval::AgentKind::ALL.len()
+        );
+        assert_eq!(
+            super::collect::ProposerArg::value_variants().len(),
+            agentq_app::search::Proposer::ALL.len()
+        );
+        assert_eq!(
+            super::collect::CriticArg::value_variants().len(),
+            agentq_app::search::CriticKind::ALL.len()
+        );
+    }
+}
