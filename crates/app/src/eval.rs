@@ -193,6 +193,34 @@ fn relativize(ep: &mut Episode, dir: &Path) {
     rel(&mut ep.summary.final_screenshot);
 }
 
+/// The `run.json` of a run into `out` by `command` over `tasks`.
+pub(crate) fn run_config(
+    out: &Path,
+    command: &str,
+    meta: &EpisodeMeta,
+    policy: String,
+    seed: u64,
+    tasks: &[TaskRef],
+    settings: impl IntoIterator<Item = (String, serde_json::Value)>,
+) -> RunConfig {
+    RunConfig {
+        schema: trajectory::SCHEMA_VERSION,
+        agentq_version: env!("CARGO_PKG_VERSION").into(),
+        name: out
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        command: command.into(),
+        env: meta.env.clone(),
+        data_hash: meta.data_hash.clone(),
+        driver: meta.driver.clone(),
+        policy,
+        seed,
+        tasks: tasks.iter().map(ToString::to_string).collect(),
+        settings: settings.into_iter().collect(),
+    }
+}
+
 /// Runs an evaluation.
 pub fn eval(c: &EvalConfig, progress: Arc<dyn Progress>) -> Result<EvalReport> {
     if c.agent == AgentKind::Mcts {
@@ -211,29 +239,20 @@ pub fn eval(c: &EvalConfig, progress: Arc<dyn Progress>) -> Result<EvalReport> {
         ))
     });
     let meta = factory.meta(c.k);
-    let config = RunConfig {
-        schema: trajectory::SCHEMA_VERSION,
-        agentq_version: env!("CARGO_PKG_VERSION").into(),
-        name: out
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        command: "eval".into(),
-        env: meta.env.clone(),
-        data_hash: meta.data_hash.clone(),
-        driver: meta.driver.clone(),
-        policy: policy.describe(),
-        seed: c.tasks.seed,
-        tasks: tasks.iter().map(ToString::to_string).collect(),
-        settings: [
+    let config = run_config(
+        &out,
+        "eval",
+        &meta,
+        policy.describe(),
+        c.tasks.seed,
+        &tasks,
+        [
             ("k".to_string(), serde_json::json!(c.k)),
             ("parallel".to_string(), serde_json::json!(c.parallel)),
             ("obs_mode".to_string(), serde_json::json!(meta.obs_mode)),
             ("max_steps".to_string(), serde_json::json!(meta.max_steps)),
-        ]
-        .into_iter()
-        .collect(),
-    };
+        ],
+    );
     let (run, existing) = RunDir::open(&out, config, c.resume)
         .with_context(|| format!("opening run directory {}", out.display()))?;
     let done: HashSet<String> = existing.iter().map(|e| e.header.id.clone()).collect();

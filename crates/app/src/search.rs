@@ -25,7 +25,7 @@ use agentq_agent::EpisodeMeta;
 use agentq_env::{Env, Split, TaskRef};
 use agentq_lm::LanguageModel;
 use agentq_trajectory::SearchRole;
-use agentq_trajectory::{self as trajectory, Episode, Recorder, RunConfig, RunDir, RunSummary};
+use agentq_trajectory::{self as trajectory, Episode, Recorder, RunDir, RunSummary};
 use serde::{Deserialize, Serialize};
 
 use crate::envs::{EnvFactory, EnvSettings};
@@ -580,30 +580,17 @@ fn run_job(job: Job, progress: Arc<dyn Progress>) -> Result<Done> {
     settings.insert("proposer".into(), serde_json::json!(policy.describe()));
     settings.insert("obs_mode".into(), serde_json::json!(meta.obs_mode));
     settings.insert("max_steps".into(), serde_json::json!(meta.max_steps));
-    let config = RunConfig {
-        schema: trajectory::SCHEMA_VERSION,
-        agentq_version: env!("CARGO_PKG_VERSION").into(),
-        name: out
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        command: command.into(),
-        env: meta.env.clone(),
-        data_hash: meta.data_hash.clone(),
-        driver: meta.driver.clone(),
-        policy: format!(
-            "mcts(proposer={}, critic={}, value={})",
-            policy.describe(),
-            critic.describe(),
-            match cfg.value {
-                ValueMode::Env => "env",
-                ValueMode::Critic => "critic",
-            }
-        ),
-        seed,
-        tasks: tasks.iter().map(ToString::to_string).collect(),
-        settings: settings.into_iter().collect(),
-    };
+    let policy_label = format!(
+        "mcts(proposer={}, critic={}, value={})",
+        policy.describe(),
+        critic.describe(),
+        match cfg.value {
+            ValueMode::Env => "env",
+            ValueMode::Critic => "critic",
+        }
+    );
+    let config =
+        crate::eval::run_config(&out, command, &meta, policy_label, seed, &tasks, settings);
     // Drop the partial output of unfinished trees before reopening.
     let before = if resume { finished(&out)? } else { Vec::new() };
     let done: BTreeSet<String> = before.iter().map(|s| s.tree.clone()).collect();
@@ -691,18 +678,55 @@ fn run_job(job: Job, progress: Arc<dyn Progress>) -> Result<Done> {
     })
 }
 
+/// The settings a search run is built from.
+struct Plan<'a> {
+    command: &'static str,
+    env: &'a EnvSettings,
+    tasks: &'a TaskSelection,
+    search: &'a SearchSettings,
+    policy_seed: u64,
+    k: usize,
+    parallel: usize,
+    out: PathBuf,
+    resume: bool,
+    settings: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Plan<'_> {
+    /// Loads the env, the model, the proposer and the critic.
+    fn job(self) -> Result<Job> {
+        let factory = EnvFactory::new(self.env, None)?;
+        let n = factory.split_len(self.tasks.split);
+        let tasks = self.tasks.resolve(n)?;
+        let lm = self.search.model()?;
+        let policy = self
+            .search
+            .proposer(self.policy_seed, &factory, lm.as_ref())?;
+        Ok(Job {
+            command: self.command,
+            critic: self.search.critic(lm.as_ref())?,
+            pair_opts: self.search.pair_options(),
+            completion: self.search.completion(),
+            factory,
+            policy,
+            cfg: self.search.config(self.k),
+            tasks,
+            seed: self.tasks.seed,
+            parallel: self.parallel,
+            out: self.out,
+            resume: self.resume,
+            settings: self.settings,
+        })
+    }
+}
+
 /// Searches every selected task and writes rollouts, trees, pairs and `summary.json`.
 pub fn collect(c: &CollectConfig, progress: Arc<dyn Progress>) -> Result<CollectReport> {
     let started = Instant::now();
-    let factory = EnvFactory::new(&c.env, None)?;
     if c.tasks.split == Split::Test {
         progress
             .note("warning: collecting on the test split (pass --split train for training data)");
     }
-    let n = factory.split_len(c.tasks.split);
-    let tasks = c.tasks.resolve(n)?;
-    let lm = c.search.model()?;
-    let policy = c.search.proposer(c.policy_seed, &factory, lm.as_ref())?;
     let out = c.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/collect-{}-{}",
@@ -710,7 +734,6 @@ pub fn collect(c: &CollectConfig, progress: Arc<dyn Progress>) -> Result<Collect
             c.tasks.split.name()
         ))
     });
-    let cfg = c.search.config(c.k);
     let mut settings = serde_json::Map::new();
     settings.insert("parallel".into(), serde_json::json!(c.parallel));
     settings.insert("policy_seed".into(), serde_json::json!(c.policy_seed));
@@ -718,31 +741,28 @@ pub fn collect(c: &CollectConfig, progress: Arc<dyn Progress>) -> Result<Collect
         "trajectory_pairs".into(),
         serde_json::json!(c.search.trajectory_pairs),
     );
-    let done = run_job(
-        Job {
-            command: "collect",
-            critic: c.search.critic(lm.as_ref())?,
-            pair_opts: c.search.pair_options(),
-            completion: c.search.completion(),
-            factory,
-            policy,
-            cfg: cfg.clone(),
-            tasks,
-            seed: c.tasks.seed,
-            parallel: c.parallel,
-            out,
-            resume: c.resume,
-            settings,
-        },
-        progress,
-    )?;
+    let job = Plan {
+        command: "collect",
+        env: &c.env,
+        tasks: &c.tasks,
+        search: &c.search,
+        policy_seed: c.policy_seed,
+        k: c.k,
+        parallel: c.parallel,
+        out,
+        resume: c.resume,
+        settings,
+    }
+    .job()?;
+    let value = job.cfg.value;
+    let done = run_job(job, progress)?;
     let loaded = trajectory::load(done.run.path())?;
     let (finals, rollouts): (Vec<Episode>, Vec<Episode>) = loaded
         .episodes
         .into_iter()
         .partition(|e| e.header.extra.role == Some(SearchRole::Final));
     let summary = CollectSummary {
-        value: cfg.value.label().into(),
+        value: value.label().into(),
         tasks: done.per_task.len(),
         final_paths: RunSummary::of(&finals),
         rollouts: RunSummary::of(&rollouts),
@@ -768,44 +788,33 @@ pub fn collect(c: &CollectConfig, progress: Arc<dyn Progress>) -> Result<Collect
 /// summary is the search's score.
 pub fn eval_mcts(c: &EvalConfig, progress: Arc<dyn Progress>) -> Result<EvalReport> {
     let started = Instant::now();
-    let factory = EnvFactory::new(&c.env, None)?;
-    let n = factory.split_len(c.tasks.split);
-    let tasks = c.tasks.resolve(n)?;
-    let lm = c.search.model()?;
-    let policy = c.search.proposer(c.policy_seed, &factory, lm.as_ref())?;
-    // `k` is 1 for the greedy agents; a search needs a choice.
-    let k = if c.k <= 1 { 3 } else { c.k };
-    let cfg = c.search.config(k);
     let out = c
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/eval-mcts-{}", c.tasks.split.name())));
-    if cfg.value == ValueMode::Env {
+    let mut settings = serde_json::Map::new();
+    settings.insert("parallel".into(), serde_json::json!(c.parallel));
+    settings.insert("policy_seed".into(), serde_json::json!(c.policy_seed));
+    let job = Plan {
+        command: "eval",
+        env: &c.env,
+        tasks: &c.tasks,
+        search: &c.search,
+        policy_seed: c.policy_seed,
+        // `k` is 1 for the greedy agents; a search needs a choice.
+        k: if c.k <= 1 { 3 } else { c.k },
+        parallel: c.parallel,
+        out,
+        resume: c.resume,
+        settings,
+    }
+    .job()?;
+    if job.cfg.value == ValueMode::Env {
         progress.note(
             "note: --value env uses the environment's reward during search (search with a verifier)",
         );
     }
-    let mut settings = serde_json::Map::new();
-    settings.insert("parallel".into(), serde_json::json!(c.parallel));
-    settings.insert("policy_seed".into(), serde_json::json!(c.policy_seed));
-    let done = run_job(
-        Job {
-            command: "eval",
-            critic: c.search.critic(lm.as_ref())?,
-            pair_opts: c.search.pair_options(),
-            completion: c.search.completion(),
-            factory,
-            policy,
-            cfg,
-            tasks,
-            seed: c.tasks.seed,
-            parallel: c.parallel,
-            out,
-            resume: c.resume,
-            settings,
-        },
-        progress,
-    )?;
+    let done = run_job(job, progress)?;
     let loaded = trajectory::load(done.run.path())?;
     let mut summary = RunSummary::of(&loaded.episodes);
     summary.wall_s = Some(started.elapsed().as_secs_f64());
