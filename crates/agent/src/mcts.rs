@@ -632,13 +632,39 @@ impl Search<'_> {
             .collect()
     }
 
-    /// One iteration; returns the rollout episode and its value.
+    /// One iteration — selection (and expansion of one new node), rollout from it, backup
+    /// — recorded as an episode; returns it and its value.
     async fn iterate(&mut self, it: usize) -> Result<(Episode, f64)> {
         let start = Instant::now();
-        // Selection (and expansion of one new node).
+        let (path, node, fresh) = self.select(it).await?;
+        let steps = self.tree_steps(&path);
+        let lr = self.tree.nodes[node]
+            .reached
+            .as_ref()
+            .expect("invariant: the leaf is reached");
+        let mut trail = Trail {
+            detail: steps
+                .iter()
+                .rev()
+                .find_map(|s| s.info.reward_detail.clone()),
+            steps,
+            final_shown: lr.shown.clone(),
+            final_url: lr.url.clone(),
+        };
+        let value = match lr.terminal {
+            Some(v) => v,
+            None => self.rollout(node, fresh, it, &mut trail).await?,
+        };
+        self.backup(&path, value);
+        Ok((self.record(it, &path, node, trail, value, start), value))
+    }
+
+    /// Selection: down the tree by UCB1 until a node that has not been reached yet (stepped
+    /// into, or restored from a rollout's state) or a leaf. Returns the path, the node and,
+    /// when it was reached now, its page.
+    async fn select(&mut self, it: usize) -> Result<(Vec<usize>, usize, Option<Observation>)> {
         let mut path = vec![0usize];
         let mut node = 0usize;
-        let mut fresh: Option<Observation> = None;
         while !self.tree.nodes[node].is_terminal() && !self.tree.nodes[node].children.is_empty() {
             let c = self.select_child(node);
             path.push(c);
@@ -649,9 +675,7 @@ impl Search<'_> {
                 self.restores += 1;
                 self.env_at = Some(c);
                 self.reach(c, &obs, Some(edge), it).await?;
-                fresh = Some(obs);
-                node = c;
-                break;
+                return Ok((path, c, Some(obs)));
             }
             if self.tree.nodes[c].reached.is_none() {
                 self.goto(node).await?;
@@ -669,159 +693,146 @@ impl Search<'_> {
                     env_ms,
                 };
                 self.reach(c, &step.observation, Some(edge), it).await?;
-                fresh = Some(step.observation);
-                node = c;
-                break;
+                return Ok((path, c, Some(step.observation)));
             }
             node = c;
         }
-        let mut steps = self.tree_steps(&path);
-        let mut detail = steps
-            .iter()
-            .rev()
-            .find_map(|s| s.info.reward_detail.clone());
+        Ok((path, node, None))
+    }
+
+    /// Rollout from the newly reached `node` (page `fresh`) with the policy: its first valid
+    /// proposal there, then its first candidate each step, until a purchase, the step limit
+    /// or the depth cap. The first step's state is kept for the node's child. Appends the
+    /// steps to `trail`; returns the terminal value.
+    async fn rollout(
+        &mut self,
+        node: usize,
+        fresh: Option<Observation>,
+        it: usize,
+        trail: &mut Trail,
+    ) -> Result<f64> {
+        let obs0 = fresh
+            .ok_or_else(|| env::Error::Protocol("rollout from a node reached earlier".into()))?;
         let leaf = &self.tree.nodes[node];
         let lr = leaf
             .reached
             .as_ref()
             .expect("invariant: the leaf is reached");
-        let (mut final_shown, mut final_url) = (lr.shown.clone(), lr.url.clone());
-        let (leaf_terminal, leaf_depth, leaf_policy_ms) = (lr.terminal, leaf.depth, lr.policy_ms);
-        let leaf_raw = (lr.raw_output.clone(), lr.parse_error.clone());
         let mut first_child = leaf
             .children
             .iter()
             .copied()
             .find(|&c| self.tree.nodes[c].policy_rank == Some(0));
-        let first = first_child.map(|c| {
-            let ch = &self.tree.nodes[c];
-            (
-                ch.action.clone(),
-                ch.candidate.as_ref().and_then(|x| x.thought.clone()),
-            )
+        let ci = first_child.expect("invariant: a non-terminal reached node has children");
+        let ch = &self.tree.nodes[ci];
+        let mut next = Some(RolloutStep {
+            action: ch.action.clone(),
+            thought: ch.candidate.as_ref().and_then(|x| x.thought.clone()),
+            candidates: Vec::new(),
+            policy_ms: lr.policy_ms,
+            raw_output: lr.raw_output.clone(),
+            parse_error: lr.parse_error.clone(),
         });
-        let value = if let Some(v) = leaf_terminal {
-            v
-        } else {
-            // Rollout from the new node with the policy: its first valid proposal here, then
-            // its first candidate each step.
-            let obs0 = fresh.ok_or_else(|| {
-                env::Error::Protocol("rollout from a node reached earlier".into())
-            })?;
-            let first = first.expect("invariant: a non-terminal reached node has children");
-            self.goto(node).await?;
-            let rseed = rollout_seed(self.cfg.seed, self.seed, it);
-            let mut history = self.tree.history(node);
-            let mut obs = obs0;
-            let mut next = Some((first, Vec::new(), leaf_policy_ms, leaf_raw));
-            let mut depth = leaf_depth;
-            let (mut reward, mut terminated) = (0.0, false);
-            while let Some(((action, thought), candidates, policy_ms, (raw_output, parse_error))) =
-                next.take()
-            {
-                let available = self.env.available_actions();
-                let t = Instant::now();
-                let step = self.env.step(&action).await?;
-                let env_ms = ms(t);
-                self.env_steps += 1;
-                self.env_at = None;
-                if let Some(ci) = first_child.take() {
-                    let ch = &self.tree.nodes[ci];
-                    if ch.reached.is_none() && ch.stepped.is_none() {
-                        let snap = self.env.snapshot()?;
-                        self.tree.nodes[ci].stepped = Some(Box::new((
-                            snap,
-                            Edge {
-                                reward: step.reward,
-                                terminated: step.terminated,
-                                truncated: step.truncated,
-                                info: step.info.clone(),
-                                env_ms,
-                            },
-                        )));
-                    }
-                }
-                self.purchases += usize::from(step.terminated);
-                depth += 1;
-                let shown = obs.render(self.meta.obs_mode).to_string();
-                if step.info.reward_detail.is_some() {
-                    detail = step.info.reward_detail.clone();
-                }
-                steps.push(StepRecord {
-                    index: steps.len(),
-                    observation: shown.clone(),
-                    url: obs.url.clone(),
-                    available_actions: available,
-                    action: action.clone(),
-                    thought,
-                    raw_output,
-                    parse_error,
-                    candidates,
-                    reward: step.reward,
-                    terminated: step.terminated,
-                    truncated: step.truncated,
-                    info: step.info.clone(),
-                    timings: Timings { policy_ms, env_ms },
-                    screenshot: None,
-                });
-                history.push(Turn {
-                    observation: shown,
-                    action,
-                    error: step.info.error.clone(),
-                });
-                obs = step.observation;
-                reward = step.reward;
-                terminated = step.terminated;
-                if step.terminated || step.truncated || depth >= self.cfg.depth_cap {
-                    break;
-                }
-                let available = self.env.available_actions();
-                let t = Instant::now();
-                let ctx = self.ctx(&history, &obs, &available, rseed, 1);
-                match self.policy.propose(&ctx).await {
-                    Ok(p) => {
-                        let valid = valid_candidates(&p, &obs, 1);
-                        let pick = valid
-                            .into_iter()
-                            .next()
-                            .or_else(|| p.candidates.first().cloned());
-                        if let Some(c) = pick {
-                            let recs = if p.candidates.len() > 1 || c.logprob.is_some() {
-                                p.candidates
-                                    .iter()
-                                    .map(|x| CandidateRecord {
-                                        action: x.action.clone(),
-                                        logprob: x.logprob,
-                                        critic_rank: None,
-                                        q: None,
-                                    })
-                                    .collect()
-                            } else {
-                                Vec::new()
-                            };
-                            next = Some((
-                                (c.action, c.thought),
-                                recs,
-                                ms(t),
-                                (p.raw_output.clone(), p.parse_error.clone()),
-                            ));
-                        }
-                    }
-                    Err(policy::Error::NoAction(_)) => {}
-                    Err(e) => return Err(e.into()),
+        let mut depth = leaf.depth;
+        self.goto(node).await?;
+        let rseed = rollout_seed(self.cfg.seed, self.seed, it);
+        let mut history = self.tree.history(node);
+        let mut obs = obs0;
+        let (mut reward, mut terminated) = (0.0, false);
+        while let Some(rs) = next.take() {
+            let available = self.env.available_actions();
+            let t = Instant::now();
+            let step = self.env.step(&rs.action).await?;
+            let env_ms = ms(t);
+            self.env_steps += 1;
+            self.env_at = None;
+            if let Some(ci) = first_child.take() {
+                let ch = &self.tree.nodes[ci];
+                if ch.reached.is_none() && ch.stepped.is_none() {
+                    let snap = self.env.snapshot()?;
+                    self.tree.nodes[ci].stepped = Some(Box::new((
+                        snap,
+                        Edge {
+                            reward: step.reward,
+                            terminated: step.terminated,
+                            truncated: step.truncated,
+                            info: step.info.clone(),
+                            env_ms,
+                        },
+                    )));
                 }
             }
-            final_shown = obs.render(self.meta.obs_mode).to_string();
-            final_url = obs.url.clone();
-            self.terminal_value(&history, &obs, reward, terminated, rseed)
-                .await?
-        };
-        // Backup.
-        for &n in &path {
+            self.purchases += usize::from(step.terminated);
+            depth += 1;
+            let shown = obs.render(self.meta.obs_mode).to_string();
+            if step.info.reward_detail.is_some() {
+                trail.detail = step.info.reward_detail.clone();
+            }
+            trail.steps.push(StepRecord {
+                index: trail.steps.len(),
+                observation: shown.clone(),
+                url: obs.url.clone(),
+                available_actions: available,
+                action: rs.action.clone(),
+                thought: rs.thought,
+                raw_output: rs.raw_output,
+                parse_error: rs.parse_error,
+                candidates: rs.candidates,
+                reward: step.reward,
+                terminated: step.terminated,
+                truncated: step.truncated,
+                info: step.info.clone(),
+                timings: Timings {
+                    policy_ms: rs.policy_ms,
+                    env_ms,
+                },
+                screenshot: None,
+            });
+            history.push(Turn {
+                observation: shown,
+                action: rs.action,
+                error: step.info.error.clone(),
+            });
+            obs = step.observation;
+            reward = step.reward;
+            terminated = step.terminated;
+            if step.terminated || step.truncated || depth >= self.cfg.depth_cap {
+                break;
+            }
+            let available = self.env.available_actions();
+            let t = Instant::now();
+            let ctx = self.ctx(&history, &obs, &available, rseed, 1);
+            match self.policy.propose(&ctx).await {
+                Ok(p) => next = RolloutStep::pick(&p, &obs, t),
+                Err(policy::Error::NoAction(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        trail.final_shown = obs.render(self.meta.obs_mode).to_string();
+        trail.final_url = obs.url.clone();
+        self.terminal_value(&history, &obs, reward, terminated, rseed)
+            .await
+    }
+
+    /// Backup: every node on the path gets a visit and the value.
+    fn backup(&mut self, path: &[usize], value: f64) {
+        for &n in path {
             let nd = &mut self.tree.nodes[n];
             nd.visits += 1;
             nd.value_sum += value;
         }
+    }
+
+    /// The iteration as a rollout episode of the tree.
+    fn record(
+        &self,
+        it: usize,
+        path: &[usize],
+        node: usize,
+        trail: Trail,
+        value: f64,
+        start: Instant,
+    ) -> Episode {
         let mut h = header(
             self.meta,
             &self.policy.describe(),
@@ -836,8 +847,9 @@ impl Search<'_> {
         h.extra.value = Some(value);
         h.extra.tree_steps = Some(path.len() - 1);
         h.extra.leaf = Some(node);
+        let steps = trail.steps;
         let (reward, n, terminated, truncated, invalid) = Episode::tally(&steps);
-        let ep = Episode {
+        Episode {
             header: h,
             summary: Summary {
                 reward,
@@ -847,16 +859,65 @@ impl Search<'_> {
                 truncated,
                 invalid_actions: invalid,
                 parse_errors: steps.iter().filter(|s| s.parse_error.is_some()).count(),
-                final_observation: final_shown,
-                final_url,
+                final_observation: trail.final_shown,
+                final_url: trail.final_url,
                 final_screenshot: None,
-                reward_detail: detail,
+                reward_detail: trail.detail,
                 wall_ms: ms(start),
                 error: None,
             },
             steps,
+        }
+    }
+}
+
+/// The steps of one iteration so far (tree path, then rollout) and where it ended.
+struct Trail {
+    steps: Vec<StepRecord>,
+    detail: Option<env::sites::RewardDetail>,
+    final_shown: String,
+    final_url: String,
+}
+
+/// The next action of a rollout and what the policy said when choosing it.
+struct RolloutStep {
+    action: String,
+    thought: Option<String>,
+    candidates: Vec<CandidateRecord>,
+    policy_ms: f64,
+    raw_output: Option<String>,
+    parse_error: Option<String>,
+}
+
+impl RolloutStep {
+    /// The policy's first valid candidate on `obs` (else its first candidate, which the env
+    /// will reject as an ordinary invalid step); `None` when it proposed nothing.
+    fn pick(p: &Proposal, obs: &Observation, t: Instant) -> Option<RolloutStep> {
+        let c = valid_candidates(p, obs, 1)
+            .into_iter()
+            .next()
+            .or_else(|| p.candidates.first().cloned())?;
+        let candidates = if p.candidates.len() > 1 || c.logprob.is_some() {
+            p.candidates
+                .iter()
+                .map(|x| CandidateRecord {
+                    action: x.action.clone(),
+                    logprob: x.logprob,
+                    critic_rank: None,
+                    q: None,
+                })
+                .collect()
+        } else {
+            Vec::new()
         };
-        Ok((ep, value))
+        Some(RolloutStep {
+            action: c.action,
+            thought: c.thought,
+            candidates,
+            policy_ms: ms(t),
+            raw_output: p.raw_output.clone(),
+            parse_error: p.parse_error.clone(),
+        })
     }
 }
 
