@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentq::env::browser::{browser, BrowserConfig};
-use agentq::env::check::perfect_actions;
 use agentq::env::drivers::in_process;
+use agentq::env::sites::webshop::perfect_actions;
 use agentq::env::{Env, EnvConfig, TaskRef};
 use agentq::store::http::{router, AppState};
 use agentq::store::pages::Store;

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use agentq::env::browser::{browser, BrowserConfig, BrowserEnv};
-use agentq::env::check::{check_env, perfect_actions, transcript};
+use agentq::env::check::{check_env, transcript};
 use agentq::env::drivers::in_process;
+use agentq::env::sites::webshop::{conformance_plan, perfect_actions};
 use agentq::env::{Env, EnvConfig, TaskRef};
 use agentq::store::http::{router, AppState};
 use agentq::store::pages::Store;
@@ -70,7 +71,9 @@ async fn browser_driver_conforms() {
     let _permit = SESSIONS.acquire().await.unwrap();
     let base = spawn_server().await;
     let s = store();
-    check_env(s.catalog(), 8, || env(&base, 8)).await.unwrap();
+    check_env(&conformance_plan(s.catalog()).unwrap(), 8, || env(&base, 8))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use crate::util::{agentq, ok_stdout, root};
 
 fn perfect_script() -> Vec<String> {
     let cat = agentq::store::Catalog::load_dir(&crate::util::fixtures_dir()).unwrap();
-    agentq::env::check::perfect_actions(&cat, 0).unwrap()
+    agentq::env::sites::webshop::perfect_actions(&cat, 0).unwrap()
 }
 
 fn run_args(extra: &[&str], actions: &[String]) -> Vec<String> {

@@ -3,8 +3,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use agentq::env::check::{check_env, perfect_actions, transcript, wrong_option_actions};
+use agentq::env::check::{check_env, transcript};
 use agentq::env::drivers::{http, in_process};
+use agentq::env::sites::webshop::{conformance_plan, perfect_actions, wrong_option_actions};
 use agentq::env::{EnvConfig, TaskRef};
 use agentq::store::http::{router, AppState};
 use agentq::store::pages::Store;
@@ -40,18 +41,22 @@ async fn in_process_driver_conforms() {
     let s = store();
     let state = AppState::new(s.clone());
     let r = router(state);
-    check_env(s.catalog(), 8, || in_process(r.clone(), config(8)))
-        .await
-        .unwrap();
+    check_env(&conformance_plan(s.catalog()).unwrap(), 8, || {
+        in_process(r.clone(), config(8))
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_driver_conforms() {
     let base = spawn_server().await;
     let s = store();
-    check_env(s.catalog(), 8, || http(&base, config(8)).unwrap())
-        .await
-        .unwrap();
+    check_env(&conformance_plan(s.catalog()).unwrap(), 8, || {
+        http(&base, config(8)).unwrap()
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

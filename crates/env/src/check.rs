@@ -1,9 +1,22 @@
 //! The env conformance suite (Gymnasium's env checker, for agentq): the same checks run on
-//! every driver — determinism for a seed, truncation, lock after done, invalid-action
-//! handling, snapshot/restore round-trip — plus transcripts for driver-parity tests.
+//! every driver of any site — determinism for a seed, a solving script, truncation, lock
+//! after done, invalid-action handling, snapshot/restore round-trip — plus transcripts for
+//! driver-parity tests. What is site-specific (a task, its solving script, actions that are
+//! invalid on its first page) comes in a [`Plan`] from the site's adapter.
 
 use super::{Env, Step, TaskRef};
-use agentq_webshop::Catalog;
+
+/// What the checks need to know of a site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// A task to run.
+    pub task: TaskRef,
+    /// Actions that solve it (final reward 1.0, terminating); at least three, the state
+    /// after the second is snapshotted and the rest replayed from the restore.
+    pub solve: Vec<String>,
+    /// Actions invalid on the task's first page (each a no-op with an error).
+    pub invalid: Vec<String>,
+}
 
 /// One recorded step: action, observation text, clickables, reward, flags, error.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -61,45 +74,6 @@ pub async fn transcript<E: Env>(
     Ok(out)
 }
 
-/// A purchase that earns reward 1.0 for `goal` when the target is on the first results page
-/// of a search for its title: search, click the ASIN, click each goal option, buy.
-pub fn perfect_actions(catalog: &Catalog, goal: usize) -> Option<Vec<String>> {
-    let g = catalog.goal(goal)?;
-    let p = catalog.product(&g.asin)?;
-    let mut v = vec![
-        format!("search[{}]", p.title.to_lowercase()),
-        format!("click[{}]", p.asin.to_lowercase()),
-    ];
-    for o in g.goal_options.values() {
-        v.push(format!("click[{o}]"));
-    }
-    v.push("click[buy now]".into());
-    Some(v)
-}
-
-/// A wrong-option purchase for `goal`: like [`perfect_actions`] but choosing, for the first
-/// option group the goal asks for, another value of that group.
-pub fn wrong_option_actions(catalog: &Catalog, goal: usize) -> Option<Vec<String>> {
-    let g = catalog.goal(goal)?;
-    let p = catalog.product(&g.asin)?;
-    let wanted = g.goal_options.values();
-    let first = wanted.first()?;
-    let group = p
-        .options
-        .iter()
-        .find(|grp| grp.values.iter().any(|v| v == first))?;
-    let other = group
-        .values
-        .iter()
-        .find(|v| !wanted.contains(&v.as_str()))?;
-    Some(vec![
-        format!("search[{}]", p.title.to_lowercase()),
-        format!("click[{}]", p.asin.to_lowercase()),
-        format!("click[{other}]"),
-        "click[buy now]".into(),
-    ])
-}
-
 fn ensure(cond: bool, msg: impl Into<String>) -> Result<(), String> {
     if cond {
         Ok(())
@@ -108,22 +82,20 @@ fn ensure(cond: bool, msg: impl Into<String>) -> Result<(), String> {
     }
 }
 
-/// Runs every conformance check on envs from `make` (each call a fresh env whose step limit
-/// is `max_steps`, at least 8). Returns the first failure.
-pub async fn check_env<E, F>(catalog: &Catalog, max_steps: usize, make: F) -> Result<(), String>
+/// Runs every conformance check of `plan` on envs from `make` (each call a fresh env whose
+/// step limit is `max_steps`, at least 8). Returns the first failure.
+pub async fn check_env<E, F>(plan: &Plan, max_steps: usize, make: F) -> Result<(), String>
 where
     E: Env,
     F: Fn() -> E,
 {
-    // Pick a test goal with options whose target is found by its title.
-    let (goal, perfect) = (0..catalog.goals().len().min(50))
-        .filter(|&g| !catalog.goals()[g].goal_options.is_empty())
-        .find_map(|g| Some((g, perfect_actions(catalog, g)?)))
-        .ok_or("no goal with options in the first 50")?;
-    let task = TaskRef {
-        split: None,
-        index: goal,
-    };
+    let (task, perfect) = (plan.task, &plan.solve);
+    if perfect.len() < 3 {
+        return Err("the plan's solving script needs at least three actions".into());
+    }
+    if plan.invalid.is_empty() {
+        return Err("the plan names no invalid action".into());
+    }
 
     // Step before reset is an infrastructure error.
     ensure(
@@ -132,8 +104,8 @@ where
     )?;
 
     // Determinism and the perfect purchase.
-    let a = transcript(&mut make(), task, 7, &perfect).await?;
-    let b = transcript(&mut make(), task, 7, &perfect).await?;
+    let a = transcript(&mut make(), task, 7, perfect).await?;
+    let b = transcript(&mut make(), task, 7, perfect).await?;
     ensure(
         a == b,
         "same task, seed and actions gave different transcripts",
@@ -146,7 +118,7 @@ where
 
     // Lock after done.
     let mut env = make();
-    transcript(&mut env, task, 7, &perfect).await?;
+    transcript(&mut env, task, 7, perfect).await?;
     let s = env
         .step("search[anything]")
         .await
@@ -159,14 +131,7 @@ where
     // Invalid actions: no-op, reward 0, error message, page unchanged.
     let mut env = make();
     let start = env.reset(task, 7).await.map_err(|e| e.to_string())?;
-    for bad in [
-        "click[nonexistent]",
-        "search[]",
-        "search[   ]",
-        "dance",
-        "click[search]",
-        "search[foo [bar]]",
-    ] {
+    for bad in &plan.invalid {
         let s = env.step(bad).await.map_err(|e| e.to_string())?;
         ensure(
             s.info.error.is_some() && s.reward == 0.0 && s.observation.text == start.text,
@@ -179,7 +144,7 @@ where
     env.reset(task, 7).await.map_err(|e| e.to_string())?;
     for i in 1..=max_steps {
         let s = env
-            .step("click[nonexistent]")
+            .step(&plan.invalid[0])
             .await
             .map_err(|e| e.to_string())?;
         ensure(

@@ -174,6 +174,71 @@ impl GoalKnowledge for CatalogKnowledge {
     }
 }
 
+/// A purchase that earns reward 1.0 for `goal` when the target is on the first results page
+/// of a search for its title: search, click the ASIN, click each goal option, buy.
+pub fn perfect_actions(catalog: &Catalog, goal: usize) -> Option<Vec<String>> {
+    let g = catalog.goal(goal)?;
+    let p = catalog.product(&g.asin)?;
+    let mut v = vec![
+        format!("search[{}]", p.title.to_lowercase()),
+        format!("click[{}]", p.asin.to_lowercase()),
+    ];
+    for o in g.goal_options.values() {
+        v.push(format!("click[{o}]"));
+    }
+    v.push("click[buy now]".into());
+    Some(v)
+}
+
+/// A wrong-option purchase for `goal`: like [`perfect_actions`] but choosing, for the first
+/// option group the goal asks for, another value of that group.
+pub fn wrong_option_actions(catalog: &Catalog, goal: usize) -> Option<Vec<String>> {
+    let g = catalog.goal(goal)?;
+    let p = catalog.product(&g.asin)?;
+    let wanted = g.goal_options.values();
+    let first = wanted.first()?;
+    let group = p
+        .options
+        .iter()
+        .find(|grp| grp.values.iter().any(|v| v == first))?;
+    let other = group
+        .values
+        .iter()
+        .find(|v| !wanted.contains(&v.as_str()))?;
+    Some(vec![
+        format!("search[{}]", p.title.to_lowercase()),
+        format!("click[{}]", p.asin.to_lowercase()),
+        format!("click[{other}]"),
+        "click[buy now]".into(),
+    ])
+}
+
+/// The conformance plan on WebShop data: the first test goal (of 50) with options whose
+/// target is found by its title, its perfect purchase, and actions invalid on the search
+/// page (the action grammar's edge cases and a click on nothing).
+pub fn conformance_plan(catalog: &Catalog) -> Option<crate::check::Plan> {
+    let (goal, solve) = (0..catalog.goals().len().min(50))
+        .filter(|&g| !catalog.goals()[g].goal_options.is_empty())
+        .find_map(|g| Some((g, perfect_actions(catalog, g)?)))?;
+    Some(crate::check::Plan {
+        task: TaskRef {
+            split: None,
+            index: goal,
+        },
+        solve,
+        invalid: [
+            "click[nonexistent]",
+            "search[]",
+            "search[   ]",
+            "dance",
+            "click[search]",
+            "search[foo [bar]]",
+        ]
+        .map(String::from)
+        .to_vec(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
