@@ -63,8 +63,18 @@ impl Fake {
             url,
             instruction: "buy b x p".into(),
             has_search_bar: false,
+            // A button with a target per clickable: what the env rule needs to click it.
+            elements: clickables
+                .iter()
+                .map(|c| env::observe::Element {
+                    id: c.clone(),
+                    role: env::observe::Role::Button,
+                    label: c.clone(),
+                    target: Some(format!("/fake/{c}")),
+                    selected: false,
+                })
+                .collect(),
             clickables,
-            elements: Vec::new(),
         }
     }
 }

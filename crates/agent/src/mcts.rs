@@ -329,20 +329,18 @@ impl SearchResult {
     }
 }
 
-/// Canonical form of `action` if it is valid on `obs` (a search with a search bar, a click
-/// on a listed clickable, a form action); `None` otherwise. The placeholder `search[...]`
-/// is not a query.
+/// Canonical form of `action` if it is worth a node on `obs`: the env performs it
+/// ([`Observation::performs`], the env's own rule), and a search is typed into a search bar
+/// with a real query (not the placeholder `search[...]`); `None` otherwise.
 pub fn canonical_valid(action: &str, obs: &Observation) -> Option<String> {
     let a = Action::parse(action).ok()?;
-    let ok = match &a {
-        Action::Search { query } => {
-            obs.has_search_bar && query.trim() != "..." && !query.trim().is_empty()
-        }
-        Action::Click { target } => obs.clickables.iter().any(|c| c == target),
-        Action::Type { id, .. } | Action::Select { id, .. } => {
-            obs.elements.iter().any(|e| &e.id == id)
-        }
-    };
+    let ok = obs.performs(&a)
+        && match &a {
+            Action::Search { query } => {
+                obs.has_search_bar && query.trim() != "..." && !query.trim().is_empty()
+            }
+            _ => true,
+        };
     ok.then(|| a.to_string())
 }
 
@@ -1018,7 +1016,17 @@ mod tests {
             instruction: String::new(),
             has_search_bar: search,
             clickables: clickables.iter().map(|s| s.to_string()).collect(),
-            elements: Vec::new(),
+            // One button per clickable, each with a target (what the env clicks).
+            elements: clickables
+                .iter()
+                .map(|s| env::observe::Element {
+                    id: s.to_string(),
+                    role: env::observe::Role::Button,
+                    label: s.to_string(),
+                    target: Some(format!("/{s}")),
+                    selected: false,
+                })
+                .collect(),
         }
     }
 
@@ -1032,6 +1040,9 @@ mod tests {
         assert_eq!(canonical_valid("search[...]", &home), None);
         assert_eq!(canonical_valid("click[buy now]", &home), None);
         assert_eq!(canonical_valid("nonsense", &home), None);
+        // Listed, but the env refuses it (WebShop's search button is not a click target):
+        // the env's own rule decides, so search never spends a node on it.
+        assert_eq!(canonical_valid("click[search]", &home), None);
         let item = obs(false, &["buy now", "< prev"]);
         assert_eq!(canonical_valid("search[x]", &item), None);
         assert_eq!(

@@ -195,6 +195,42 @@ impl Observation {
         let i = self.clickables.iter().position(|c| c == label)?;
         self.elements.get(i)
     }
+
+    /// The element `click[target]` acts on: a listed clickable, else a button, link or radio
+    /// with that id; never the search box (`click[search]`, as in WebShop). The env performs
+    /// the click when the element has a target.
+    pub fn click_target(&self, target: &str) -> Option<&Element> {
+        if target == "search" {
+            return None;
+        }
+        self.clickable(target).or_else(|| {
+            self.elements.iter().find(|e| {
+                e.id == target && matches!(e.role, Role::Button | Role::Link | Role::Radio)
+            })
+        })
+    }
+
+    /// Whether the page has a text box or select with `id` (what `type[…]`/`select[…]` fill).
+    pub fn has_form_field(&self, id: &str) -> bool {
+        self.elements
+            .iter()
+            .any(|e| e.id == id && matches!(e.role, Role::TextBox | Role::Select))
+    }
+
+    /// Whether the env performs `action` on this page without an error — the one validity
+    /// rule of steps, and of proposals in search. A search is performed from any page (as
+    /// WebShop does); a click needs an element with a target; a form action a field.
+    pub fn performs(&self, action: &crate::Action) -> bool {
+        match action {
+            crate::Action::Search { .. } => true,
+            crate::Action::Click { target } => self
+                .click_target(target)
+                .is_some_and(|e| e.target.is_some()),
+            crate::Action::Type { id, .. } | crate::Action::Select { id, .. } => {
+                self.has_form_field(id)
+            }
+        }
+    }
 }
 
 /// A set of visited product ASINs (WebShop's `session["asins"]`, upper-case as stored).

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::observe::{self, ObsMode, Observation, ObserveContext, Role};
+use super::observe::{self, ObsMode, Observation, ObserveContext};
 use super::site::{Outcome, PageKind, Site};
 use super::{Action, Env, Error, Result, Snapshot, Step, StepInfo, TaskRef};
 
@@ -251,16 +251,7 @@ impl<T: Transport> Env for WebEnv<T> {
                 self.site().search_path(&ep.session, &query)?
             }
             Ok(Action::Click { target }) => {
-                let el = if target == "search" {
-                    None
-                } else {
-                    ep.obs.clickable(&target).or_else(|| {
-                        ep.obs.elements.iter().find(|e| {
-                            e.id == target
-                                && matches!(e.role, Role::Button | Role::Link | Role::Radio)
-                        })
-                    })
-                };
+                let el = ep.obs.click_target(&target);
                 match el.and_then(|e| e.target.clone()) {
                     Some(t) => {
                         click_id = el.map(|e| e.id.clone());
@@ -280,12 +271,7 @@ impl<T: Transport> Env for WebEnv<T> {
                 }
             }
             Ok(Action::Type { id, text }) | Ok(Action::Select { id, value: text }) => {
-                let known = ep
-                    .obs
-                    .elements
-                    .iter()
-                    .any(|e| e.id == id && matches!(e.role, Role::TextBox | Role::Select));
-                let err = if known {
+                let err = if ep.obs.has_form_field(&id) {
                     ep.form.insert(id, text);
                     None
                 } else {
