@@ -528,6 +528,119 @@ impl Store {
         Ok(Some(product))
     }
 
+    /// The results page `n` of a search for `keywords`: the template and its values.
+    fn results_body(&self, sid: &str, keywords: &[String], n: &usize) -> (&'static str, Body<'_>) {
+        let (total, rows) = self.results_page(keywords, *n);
+        let at = |n: usize| {
+            Page::Results {
+                keywords: keywords.to_vec(),
+                page: n,
+            }
+            .to_path(sid)
+        };
+        let products = rows
+            .into_iter()
+            .map(|p| ResultRow {
+                asin: &p.asin,
+                title: &p.title,
+                price: p.price_tag(),
+                url: Page::Item {
+                    asin: p.asin.clone(),
+                    keywords: keywords.to_vec(),
+                    page: *n,
+                    options: Vec::new(),
+                }
+                .to_path(sid),
+            })
+            .collect();
+        (
+            "results_page.html",
+            Body::Results {
+                page: *n,
+                total,
+                prev_url: (*n > 1).then(|| at(n - 1)),
+                next_url: at(n.saturating_add(1)),
+                products,
+            },
+        )
+    }
+
+    /// The item page of `p` (options chosen so far, tabs, Buy Now): the template and its
+    /// values.
+    fn item_body<'p>(
+        p: &'p Product,
+        sid: &str,
+        (keywords, n, options): (&[String], &usize, &Options),
+        ctx: RenderCtx,
+    ) -> (&'static str, Body<'p>) {
+        let item = |options: Options| Page::Item {
+            asin: p.asin.clone(),
+            keywords: keywords.to_vec(),
+            page: *n,
+            options,
+        };
+        let groups = p
+            .options
+            .iter()
+            .enumerate()
+            .map(|(g, group)| OptionGroupCtx {
+                name: &group.name,
+                values: group
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, value)| {
+                        let mut chosen = options.clone();
+                        set_option(&mut chosen, &group.name, value);
+                        OptionValueCtx {
+                            value,
+                            id: format!("{g}-{i}"),
+                            url: item(chosen).to_path(sid),
+                            checked: options.iter().any(|(k, v)| k == &group.name && v == value),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let tabs = SubPageKind::ALL
+            .into_iter()
+            .filter(|k| ctx.show_attrs || *k != SubPageKind::Attributes)
+            .map(|k| TabCtx {
+                label: k.name(),
+                id: k.marker(),
+                url: Page::SubPage {
+                    asin: p.asin.clone(),
+                    keywords: keywords.to_vec(),
+                    page: *n,
+                    sub: k,
+                    options: options.clone(),
+                }
+                .to_path(sid),
+            })
+            .collect();
+        (
+            "item_page.html",
+            Body::Item {
+                prev_url: Page::Results {
+                    keywords: keywords.to_vec(),
+                    page: *n,
+                }
+                .to_path(sid),
+                groups,
+                asin: &p.asin,
+                title: &p.title,
+                price: p.price_tag(),
+                rating: "N.A.",
+                tabs,
+                buy_url: Page::Done {
+                    asin: p.asin.clone(),
+                    options: options.clone(),
+                }
+                .to_path(sid),
+            },
+        )
+    }
+
     /// Renders `page` for session `sid` with the session's instruction.
     pub fn render(
         &self,
@@ -552,41 +665,7 @@ impl Store {
                     search_url: format!("{}/search", Page::Home.to_path(sid)),
                 },
             ),
-            (Page::Results { keywords, page: n }, _) => {
-                let (total, rows) = self.results_page(keywords, *n);
-                let at = |n: usize| {
-                    Page::Results {
-                        keywords: keywords.clone(),
-                        page: n,
-                    }
-                    .to_path(sid)
-                };
-                let products = rows
-                    .into_iter()
-                    .map(|p| ResultRow {
-                        asin: &p.asin,
-                        title: &p.title,
-                        price: p.price_tag(),
-                        url: Page::Item {
-                            asin: p.asin.clone(),
-                            keywords: keywords.clone(),
-                            page: *n,
-                            options: Vec::new(),
-                        }
-                        .to_path(sid),
-                    })
-                    .collect();
-                (
-                    "results_page.html",
-                    Body::Results {
-                        page: *n,
-                        total,
-                        prev_url: (*n > 1).then(|| at(n - 1)),
-                        next_url: at(n.saturating_add(1)),
-                        products,
-                    },
-                )
-            }
+            (Page::Results { keywords, page: n }, _) => self.results_body(sid, keywords, n),
             (
                 Page::Item {
                     keywords,
@@ -595,76 +674,7 @@ impl Store {
                     ..
                 },
                 Some(p),
-            ) => {
-                let item = |options: Options| Page::Item {
-                    asin: p.asin.clone(),
-                    keywords: keywords.clone(),
-                    page: *n,
-                    options,
-                };
-                let groups = p
-                    .options
-                    .iter()
-                    .enumerate()
-                    .map(|(g, group)| OptionGroupCtx {
-                        name: &group.name,
-                        values: group
-                            .values
-                            .iter()
-                            .enumerate()
-                            .map(|(i, value)| {
-                                let mut chosen = options.clone();
-                                set_option(&mut chosen, &group.name, value);
-                                OptionValueCtx {
-                                    value,
-                                    id: format!("{g}-{i}"),
-                                    url: item(chosen).to_path(sid),
-                                    checked: options
-                                        .iter()
-                                        .any(|(k, v)| k == &group.name && v == value),
-                                }
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                let tabs = SubPageKind::ALL
-                    .into_iter()
-                    .filter(|k| ctx.show_attrs || *k != SubPageKind::Attributes)
-                    .map(|k| TabCtx {
-                        label: k.name(),
-                        id: k.marker(),
-                        url: Page::SubPage {
-                            asin: p.asin.clone(),
-                            keywords: keywords.clone(),
-                            page: *n,
-                            sub: k,
-                            options: options.clone(),
-                        }
-                        .to_path(sid),
-                    })
-                    .collect();
-                (
-                    "item_page.html",
-                    Body::Item {
-                        prev_url: Page::Results {
-                            keywords: keywords.clone(),
-                            page: *n,
-                        }
-                        .to_path(sid),
-                        groups,
-                        asin: &p.asin,
-                        title: &p.title,
-                        price: p.price_tag(),
-                        rating: "N.A.",
-                        tabs,
-                        buy_url: Page::Done {
-                            asin: p.asin.clone(),
-                            options: options.clone(),
-                        }
-                        .to_path(sid),
-                    },
-                )
-            }
+            ) => Self::item_body(p, sid, (keywords, n, options), ctx),
             (
                 Page::SubPage {
                     keywords,
