@@ -25,97 +25,52 @@ pub(super) trait Record: Default {
     ) -> std::result::Result<(), A::Error>;
 }
 
-/// The fields of a product record that `load_products` reads; other keys are skipped
-/// unparsed. Values stay JSON until the record is known to be kept (WebShop never looks at
-/// the fields of skipped records).
-#[derive(Default)]
-pub(super) struct RawProduct {
-    pub(super) asin: Option<Value>,
-    pub(super) name: Option<Value>,
-    pub(super) full_description: Option<Value>,
-    pub(super) small_description: Option<Value>,
-    pub(super) pricing: Option<Value>,
-    pub(super) images: Option<Value>,
-    pub(super) category: Option<Value>,
-    pub(super) product_category: Option<Value>,
-    pub(super) query: Option<Value>,
-    pub(super) customization_options: Option<OrderedValue>,
+/// A record type whose fields are JSON values named like their keys, plus one object kept
+/// in key order; other keys are skipped unparsed.
+macro_rules! record {
+    ($(#[$doc:meta])* $name:ident { $($field:ident),* ; ordered $ordered:ident }) => {
+        $(#[$doc])*
+        #[derive(Default)]
+        pub(super) struct $name {
+            $(pub(super) $field: Option<Value>,)*
+            pub(super) $ordered: Option<OrderedValue>,
+        }
+
+        impl Record for $name {
+            fn read_field<'de, A: MapAccess<'de>>(
+                &mut self,
+                key: &str,
+                map: &mut A,
+            ) -> std::result::Result<(), A::Error> {
+                match key {
+                    $(stringify!($field) => self.$field = Some(map.next_value()?),)*
+                    stringify!($ordered) => self.$ordered = Some(map.next_value()?),
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
 }
 
-impl Record for RawProduct {
-    fn read_field<'de, A: MapAccess<'de>>(
-        &mut self,
-        key: &str,
-        map: &mut A,
-    ) -> std::result::Result<(), A::Error> {
-        let slot = match key {
-            "asin" => &mut self.asin,
-            "name" => &mut self.name,
-            "full_description" => &mut self.full_description,
-            "small_description" => &mut self.small_description,
-            "pricing" => &mut self.pricing,
-            "images" => &mut self.images,
-            "category" => &mut self.category,
-            "product_category" => &mut self.product_category,
-            "query" => &mut self.query,
-            "customization_options" => {
-                self.customization_options = Some(map.next_value()?);
-                return Ok(());
-            }
-            _ => {
-                map.next_value::<IgnoredAny>()?;
-                return Ok(());
-            }
-        };
-        *slot = Some(map.next_value()?);
-        Ok(())
+record! {
+    /// The fields of a product record that `load_products` reads. Values stay JSON until the
+    /// record is known to be kept (WebShop never looks at the fields of skipped records).
+    RawProduct {
+        asin, name, full_description, small_description, pricing, images, category,
+        product_category, query;
+        ordered customization_options
     }
 }
 
-/// The fields of a WebShop goal dict.
-#[derive(Default)]
-pub(super) struct RawGoal {
-    pub(super) asin: Option<Value>,
-    pub(super) category: Option<Value>,
-    pub(super) query: Option<Value>,
-    pub(super) name: Option<Value>,
-    pub(super) product_category: Option<Value>,
-    pub(super) instruction_text: Option<Value>,
-    pub(super) attributes: Option<Value>,
-    pub(super) price_upper: Option<Value>,
-    pub(super) weight: Option<Value>,
-    pub(super) name_nouns: Option<Value>,
-    pub(super) goal_options: Option<OrderedValue>,
-}
-
-impl Record for RawGoal {
-    fn read_field<'de, A: MapAccess<'de>>(
-        &mut self,
-        key: &str,
-        map: &mut A,
-    ) -> std::result::Result<(), A::Error> {
-        let slot = match key {
-            "asin" => &mut self.asin,
-            "category" => &mut self.category,
-            "query" => &mut self.query,
-            "name" => &mut self.name,
-            "product_category" => &mut self.product_category,
-            "instruction_text" => &mut self.instruction_text,
-            "attributes" => &mut self.attributes,
-            "price_upper" => &mut self.price_upper,
-            "weight" => &mut self.weight,
-            "name_nouns" => &mut self.name_nouns,
-            "goal_options" => {
-                self.goal_options = Some(map.next_value()?);
-                return Ok(());
-            }
-            _ => {
-                map.next_value::<IgnoredAny>()?;
-                return Ok(());
-            }
-        };
-        *slot = Some(map.next_value()?);
-        Ok(())
+record! {
+    /// The fields of a WebShop goal dict.
+    RawGoal {
+        asin, category, query, name, product_category, instruction_text, attributes,
+        price_upper, weight, name_nouns;
+        ordered goal_options
     }
 }
 
