@@ -246,11 +246,7 @@ fn evaluate(
                 c.out = Some(g.clone());
                 c.resume = true;
                 c.env = env(a);
-                c.search.lm = ModelSettings {
-                    model: a.model.clone(),
-                    adapters: adapters.to_vec(),
-                    ..ModelSettings::default()
-                };
+                c.search.lm = model(a, adapters);
                 let r = eval(&c, Arc::clone(progress))?;
                 progress.note(&summary_line(&r.summary));
                 r.check()

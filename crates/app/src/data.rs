@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use agentq_webshop::http::{AppState, ServerConfig};
+use agentq_webshop::pages::Store;
 use agentq_webshop::{Catalog, SearchIndex};
 
 use crate::error::{Context as _, Result};
@@ -49,6 +51,21 @@ pub struct Loaded {
     pub index: SearchIndex,
     /// The directory the data came from.
     pub dir: PathBuf,
+}
+
+impl Loaded {
+    /// The store serving this catalog (WebShop's `show_attrs`: the Attributes tab on item
+    /// pages), as the router's state.
+    pub fn app_state(self, show_attrs: bool) -> AppState {
+        let store = Store::with_index(self.catalog, self.index);
+        AppState::with_config(
+            Arc::new(store),
+            ServerConfig {
+                show_attrs,
+                ..ServerConfig::default()
+            },
+        )
+    }
 }
 
 impl DataSource {

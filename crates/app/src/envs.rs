@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use agentq_env::drivers::{http, in_process};
 use agentq_env::{Env, EnvConfig, EnvSpec, ObsMode};
-use agentq_webshop::http::{router, AppState, ServerConfig};
-use agentq_webshop::pages::Store;
+use agentq_webshop::http::{router, AppState};
 use agentq_webshop::Catalog;
 
 use crate::data::{source_tree, DataSource};
@@ -158,14 +157,7 @@ impl EnvFactory {
         let site = spec.site()?;
         let loaded = data.load()?;
         let catalog = Arc::clone(&loaded.catalog);
-        let store = Store::with_index(Arc::clone(&loaded.catalog), loaded.index);
-        let state = AppState::with_config(
-            Arc::new(store),
-            ServerConfig {
-                show_attrs: spec.show_attrs,
-                ..ServerConfig::default()
-            },
-        );
+        let state = loaded.app_state(spec.show_attrs);
         let (browser_base, server) = if a.driver == Driver::Browser {
             let rt = runtime()?;
             let listener = rt

@@ -40,6 +40,7 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e.source();
     while let Some(c) = cur {
         let line = c.to_string();
+        // Some errors already print their source in their own message (`path: source`).
         if !s.ends_with(&line) {
             s.push_str(": ");
             s.push_str(&line);

@@ -347,12 +347,7 @@ fn info(a: InfoArgs) -> Result<()> {
     Ok(())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
+use super::play::runtime;
 
 fn serve(a: LmServeArgs) -> Result<()> {
     let model = LocalModel::load(&a.model.model, a.model.options())

@@ -4,16 +4,13 @@
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use super::data::{DataArgs, Loaded};
+use super::data::DataArgs;
 use super::envs::{EnvArgs, EnvFactory};
 use crate::env::{Env, ObsMode, Step, TaskRef};
-use crate::store::http::{AppState, ServerConfig};
-use crate::store::pages::Store;
 
 /// Arguments of `agentq serve`.
 #[derive(Debug, Args)]
@@ -62,22 +59,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(agentq_app::envs::runtime()?)
 }
 
-fn app_state(loaded: Loaded, show_attrs: bool) -> AppState {
-    let store = Store::with_index(Arc::clone(&loaded.catalog), loaded.index);
-    AppState::with_config(
-        Arc::new(store),
-        ServerConfig {
-            show_attrs,
-            ..ServerConfig::default()
-        },
-    )
-}
-
 /// `agentq serve`.
 pub fn serve(a: ServeArgs) -> Result<()> {
     let loaded = a.data.load()?;
     let n = loaded.catalog.goals().len();
-    let state = app_state(loaded, a.show_attrs);
+    let state = loaded.app_state(a.show_attrs);
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.addr)
             .await
