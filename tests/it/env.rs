@@ -118,3 +118,41 @@ async fn scripted_purchases_score_like_webshop() {
     assert!(expected < 1.0);
     assert_eq!(t.last().unwrap().reward, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_references_outside_their_split_or_the_data_are_refused() {
+    use agentq::env::Env;
+    let mut env = in_process(router(AppState::new(store())), config(8));
+    // test:500 would be the first dev task; it is an error naming the split, not that task.
+    let err = env
+        .reset("test:500".parse().unwrap(), 0)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("test:500") && err.contains("500 tasks"),
+        "{err}"
+    );
+    // Past the end of the task list: the site refuses to open the session.
+    let n = store().catalog().goals().len();
+    assert!(env
+        .reset(
+            TaskRef {
+                split: None,
+                index: n
+            },
+            0
+        )
+        .await
+        .is_err());
+    assert!(env
+        .reset(
+            TaskRef {
+                split: None,
+                index: n - 1
+            },
+            0
+        )
+        .await
+        .is_ok());
+}

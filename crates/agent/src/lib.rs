@@ -102,7 +102,7 @@ pub async fn run_episode(
     let mut obs: Observation = env.reset(task, seed).await?;
     let mut shot = env.last_screenshot();
     let instruction = obs.instruction.clone();
-    let goal = env.task_index(task);
+    let goal = env.task_index(task)?;
     let header = header(meta, &policy.describe(), (task, goal), seed, &instruction);
     let mut history: Vec<Turn> = Vec::new();
     let mut steps: Vec<StepRecord> = Vec::new();

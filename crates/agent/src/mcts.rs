@@ -384,6 +384,8 @@ struct Search<'a> {
     meta: &'a EpisodeMeta,
     cfg: &'a MctsConfig,
     task: TaskRef,
+    /// The task's absolute index.
+    goal: usize,
     seed: u64,
     tree: Tree,
     /// The node whose state the env is in, if any.
@@ -405,7 +407,7 @@ impl Search<'_> {
     ) -> Context<'c> {
         Context {
             task: self.task,
-            goal: self.env.task_index(self.task),
+            goal: self.goal,
             seed,
             instruction: &self.tree.instruction,
             history,
@@ -834,7 +836,7 @@ impl Search<'_> {
         let mut h = header(
             self.meta,
             &self.policy.describe(),
-            (self.task, self.env.task_index(self.task)),
+            (self.task, self.goal),
             self.seed,
             &self.tree.instruction,
         );
@@ -933,6 +935,7 @@ pub async fn search(
 ) -> Result<SearchResult> {
     let start = Instant::now();
     let obs = env.reset(task, seed).await?;
+    let goal = env.task_index(task)?;
     let tree = Tree {
         id: episode_id(task, seed),
         task,
@@ -959,6 +962,7 @@ pub async fn search(
         meta,
         cfg,
         task,
+        goal,
         seed,
         tree,
         env_at: Some(0),

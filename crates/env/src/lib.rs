@@ -147,10 +147,11 @@ pub trait Env: Send {
     async fn step(&mut self, action: &str) -> Result<Step>;
     /// The current observation (after `reset`).
     fn observation(&self) -> Option<&Observation>;
-    /// The absolute task index of `task` on this env's site. The default, for envs without
-    /// a split layout, is the index as written.
-    fn task_index(&self, task: TaskRef) -> usize {
-        task.index
+    /// The absolute task index of `task` on this env's site (an error for a reference the
+    /// site's split layout rules out). The default, for envs without a split layout, is the
+    /// index as written.
+    fn task_index(&self, task: TaskRef) -> Result<usize> {
+        Ok(task.index)
     }
     /// What kind of page `obs` (an observation of this env) shows. The default, for envs
     /// without a site, is [`PageKind::Other`].

@@ -68,8 +68,10 @@ pub trait Site: Send + Sync + std::fmt::Debug {
     /// The registry name (`site = "…"` in env specs).
     fn name(&self) -> &'static str;
 
-    /// The absolute task index of `task` (resolving the site's split layout).
-    fn task_index(&self, task: TaskRef) -> usize;
+    /// The absolute task index of `task` (resolving the site's split layout); an error for a
+    /// split-relative index past its split's end where the layout fixes that end. (An index
+    /// past the end of the task list is the site's to refuse when a session opens.)
+    fn task_index(&self, task: TaskRef) -> Result<usize, agentq_core::task::TaskError>;
 
     /// The task index range of `split` for a task list of `n_tasks` tasks.
     fn split_range(&self, split: Split, n_tasks: usize) -> std::ops::Range<usize>;

@@ -198,7 +198,7 @@ fn no_op(ep: &Episode, error: Option<String>, locked: bool) -> Step {
 #[async_trait::async_trait]
 impl<T: Transport> Env for WebEnv<T> {
     async fn reset(&mut self, task: TaskRef, seed: u64) -> Result<Observation> {
-        let goal = self.site().task_index(task);
+        let goal = self.site().task_index(task)?;
         let session = self.create_session(goal, seed).await?;
         let home = self.site().start_path(&session);
         let canon = self.site().canonical_session(goal, seed);
@@ -326,8 +326,8 @@ impl<T: Transport> Env for WebEnv<T> {
         self.ep.as_ref().map(|e| &e.obs)
     }
 
-    fn task_index(&self, task: TaskRef) -> usize {
-        self.site().task_index(task)
+    fn task_index(&self, task: TaskRef) -> Result<usize> {
+        Ok(self.site().task_index(task)?)
     }
 
     fn page_kind(&self, obs: &Observation) -> PageKind {

@@ -133,7 +133,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if a.json {
         let v = serde_json::json!({
             "task": task.to_string(),
-            "goal": ep.env.task_index(task),
+            "goal": ep.env.task_index(task)?,
             "seed": seed,
             "observation_mode": ep.mode.as_str(),
             "reset": {"observation": first.render(ep.mode), "url": first.url, "clickables": first.clickables},

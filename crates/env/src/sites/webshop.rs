@@ -10,7 +10,7 @@ use agentq_webshop::{split_range, Catalog, RewardBreakdown};
 use super::RewardDetail;
 use crate::observe::{Element, Observation, Role};
 use crate::site::{GoalHint, GoalKnowledge, Outcome, PageKind, Site, Split};
-use crate::{Error, Result, TaskRef};
+use crate::{Error, Result, TaskError, TaskRef};
 
 /// The registry name.
 pub const NAME: &str = "webshop";
@@ -43,11 +43,9 @@ impl Site for WebShop {
         NAME
     }
 
-    fn task_index(&self, task: TaskRef) -> usize {
-        match task.split {
-            Some(s) => split_range(s, usize::MAX).start + task.index,
-            None => task.index,
-        }
+    fn task_index(&self, task: TaskRef) -> Result<usize, TaskError> {
+        // The train split's end is the data's; `/api/sessions` refuses indices past it.
+        task.resolve(|s| split_range(s, usize::MAX), usize::MAX)
     }
 
     fn split_range(&self, s: Split, n_tasks: usize) -> std::ops::Range<usize> {
@@ -269,10 +267,19 @@ mod tests {
     fn task_indices_follow_webshop_splits() {
         let s = WebShop;
         let t = |x: &str| s.task_index(x.parse().unwrap());
-        assert_eq!(t("test:7"), 7);
-        assert_eq!(t("dev:3"), 503);
-        assert_eq!(t("train:0"), 1500);
-        assert_eq!(t("42"), 42);
+        assert_eq!(t("test:7").unwrap(), 7);
+        assert_eq!(t("test:499").unwrap(), 499);
+        assert_eq!(t("dev:3").unwrap(), 503);
+        assert_eq!(t("train:0").unwrap(), 1500);
+        assert_eq!(t("train:100000").unwrap(), 101500);
+        assert_eq!(t("42").unwrap(), 42);
+        // A split-relative index never crosses into the next split.
+        let err = t("test:500").unwrap_err().to_string();
+        assert!(
+            err.contains("test:500") && err.contains("500 tasks"),
+            "{err}"
+        );
+        assert!(t("dev:1000").is_err());
     }
 
     #[test]
