@@ -7,6 +7,7 @@
 //! server. [`llama`] holds the differentiable model math used by the trainer.
 
 pub mod chat;
+pub mod cpu;
 pub mod fetch;
 pub mod llama;
 pub mod load;

@@ -1,0 +1,741 @@
+//! The quantized CPU decoder that generation and scoring run on: the same llama-family math
+//! as [`crate::llama::Llama`] (HF layout, half-split rotary embedding, grouped-query
+//! attention), with the projections and the output head stored as Q8_0 blocks and computed
+//! by the run-time-dispatched kernels of [`simd`], no tensor library in between.
+//!
+//! It is built from the f32 weights of a [`Llama`] (so adapters merged in f32 apply to it as
+//! they do to the trainer's model). One call of [`CpuModel::forward`] runs a *batch of
+//! sequences*: every row of every sequence goes through each projection together (one pass
+//! over the weights per layer, whatever the number of sequences), and each row attends to
+//! its own sequence — an optional shared, read-only prefix ([`KvCache`] of a prompt) followed
+//! by the sequence's own cache. That is how a prompt is computed once and many continuations
+//! are scored against it, and how concurrent requests share one pass over the weights.
+//!
+//! Rows never interact except through attention to their own sequence, and a row's
+//! arithmetic does not depend on which other rows are in the batch: batched and single
+//! results are identical bit for bit.
+
+pub mod simd;
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+
+use self::simd::{dequantize_row, dot_f32, dot_q8, quantize_row, BlockQ8, Isa, QK};
+use crate::llama::{Config, Llama};
+use crate::LmError;
+
+/// A row-major `[rows, cols]` matrix stored as Q8_0 blocks (each row padded to whole
+/// blocks with zeros).
+#[derive(Debug, Clone)]
+pub struct QMatrix {
+    rows: usize,
+    cols: usize,
+    kb: usize,
+    data: Vec<BlockQ8>,
+}
+
+impl QMatrix {
+    /// Quantizes a row-major `[rows, cols]` f32 matrix.
+    pub fn from_f32(rows: usize, cols: usize, w: &[f32]) -> QMatrix {
+        assert_eq!(w.len(), rows * cols, "QMatrix::from_f32: size");
+        let kb = cols.div_ceil(QK);
+        let mut data = vec![BlockQ8::ZERO; rows * kb];
+        for (r, out) in data.chunks_mut(kb.max(1)).enumerate().take(rows) {
+            quantize_row(&w[r * cols..(r + 1) * cols], out);
+        }
+        QMatrix {
+            rows,
+            cols,
+            kb,
+            data,
+        }
+    }
+
+    /// Rows (output width).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns (input width).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn row(&self, r: usize) -> &[BlockQ8] {
+        &self.data[r * self.kb..(r + 1) * self.kb]
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<BlockQ8>()
+    }
+}
+
+/// Keys and values of the positions of one sequence, per layer position-major
+/// (`[len, kv_heads · head_dim]`).
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `cfg`.
+    pub fn new(cfg: &Config) -> KvCache {
+        KvCache {
+            k: vec![Vec::new(); cfg.num_hidden_layers],
+            v: vec![Vec::new(); cfg.num_hidden_layers],
+            len: 0,
+        }
+    }
+
+    /// Cached positions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops every position from `n` on.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.len {
+            return;
+        }
+        let w = self.k.first().map_or(0, |k| k.len() / self.len.max(1));
+        for l in self.k.iter_mut().chain(self.v.iter_mut()) {
+            l.truncate(n * w);
+        }
+        self.len = n;
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.k
+            .iter()
+            .chain(&self.v)
+            .map(|l| l.capacity() * 4)
+            .sum::<usize>()
+    }
+}
+
+/// Which rows of a sequence get logits back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// None (the call only fills the cache).
+    None,
+    /// The last row.
+    Last,
+    /// Every row.
+    All,
+}
+
+/// One sequence of a batch: new tokens continuing `prefix` (read-only, shared) and then
+/// `cache` (this sequence's own positions, appended to).
+pub struct Seq<'a> {
+    /// A shared prefix the sequence continues (a prompt's cache), if any.
+    pub prefix: Option<&'a KvCache>,
+    /// The sequence's own cache; the new tokens' keys and values are appended to it.
+    pub cache: &'a mut KvCache,
+    /// The new tokens.
+    pub tokens: &'a [u32],
+    /// Which rows get logits back.
+    pub logits: Logits,
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    /// q, k and v stacked: `[(heads + 2 kv_heads) · head_dim, hidden]`.
+    qkv: QMatrix,
+    qkv_bias: Option<Vec<f32>>,
+    o: QMatrix,
+    ffn_norm: Vec<f32>,
+    /// gate and up stacked: `[2 · intermediate, hidden]`.
+    gate_up: QMatrix,
+    down: QMatrix,
+}
+
+/// The quantized decoder (see the module documentation).
+pub struct CpuModel {
+    cfg: Config,
+    isa: Isa,
+    pool: rayon::ThreadPool,
+    threads: usize,
+    embed: QMatrix,
+    /// `None`: tied to `embed`.
+    lm_head: Option<QMatrix>,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+/// Options of [`CpuModel::new`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuOptions {
+    /// Kernels to use (`None`: the best this CPU supports). A set the CPU lacks falls back
+    /// to the best supported one.
+    pub isa: Option<Isa>,
+    /// Worker threads (`0`: one per available core).
+    pub threads: usize,
+}
+
+fn bad(msg: impl Into<String>) -> LmError {
+    LmError::Invalid(msg.into())
+}
+
+fn f32s(weights: &HashMap<String, Tensor>, name: &str) -> Result<Vec<f32>, LmError> {
+    let t = weights
+        .get(name)
+        .ok_or_else(|| bad(format!("missing tensor {name}")))?;
+    Ok(t.flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?)
+}
+
+impl CpuModel {
+    /// Quantizes `model`'s weights (its f32 weights as they are now, adapters merged or not).
+    pub fn new(model: &Llama, opts: CpuOptions) -> Result<CpuModel, LmError> {
+        let cfg = model.config().clone();
+        let w = model.weights();
+        let (h, f, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
+        let (nq, nkv) = (cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd);
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let mut qkv = f32s(w, &format!("{p}.self_attn.q_proj.weight"))?;
+            qkv.extend(f32s(w, &format!("{p}.self_attn.k_proj.weight"))?);
+            qkv.extend(f32s(w, &format!("{p}.self_attn.v_proj.weight"))?);
+            let biases = ["q_proj", "k_proj", "v_proj"]
+                .iter()
+                .map(|n| format!("{p}.self_attn.{n}.bias"))
+                .collect::<Vec<_>>();
+            let qkv_bias = if biases.iter().any(|b| w.contains_key(b)) {
+                let mut v = Vec::with_capacity(nq + 2 * nkv);
+                for (b, len) in biases.iter().zip([nq, nkv, nkv]) {
+                    match w.get(b) {
+                        Some(_) => v.extend(f32s(w, b)?),
+                        None => v.extend(std::iter::repeat_n(0.0, len)),
+                    }
+                }
+                Some(v)
+            } else {
+                None
+            };
+            let mut gate_up = f32s(w, &format!("{p}.mlp.gate_proj.weight"))?;
+            gate_up.extend(f32s(w, &format!("{p}.mlp.up_proj.weight"))?);
+            layers.push(Layer {
+                attn_norm: f32s(w, &format!("{p}.input_layernorm.weight"))?,
+                qkv: QMatrix::from_f32(nq + 2 * nkv, h, &qkv),
+                qkv_bias,
+                o: QMatrix::from_f32(h, nq, &f32s(w, &format!("{p}.self_attn.o_proj.weight"))?),
+                ffn_norm: f32s(w, &format!("{p}.post_attention_layernorm.weight"))?,
+                gate_up: QMatrix::from_f32(2 * f, h, &gate_up),
+                down: QMatrix::from_f32(h, f, &f32s(w, &format!("{p}.mlp.down_proj.weight"))?),
+            });
+        }
+        let embed = QMatrix::from_f32(
+            cfg.vocab_size,
+            h,
+            &f32s(w, "model.embed_tokens.weight")?,
+        );
+        let lm_head = match w.get("lm_head.weight") {
+            Some(_) if !cfg.tie_word_embeddings => Some(QMatrix::from_f32(
+                cfg.vocab_size,
+                h,
+                &f32s(w, "lm_head.weight")?,
+            )),
+            _ => None,
+        };
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            opts.threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("agentq-lm-{i}"))
+            .build()
+            .map_err(|e| bad(format!("thread pool: {e}")))?;
+        let isa = match opts.isa {
+            Some(i) if i.supported() => i,
+            _ => Isa::detect(),
+        };
+        let n = cfg.max_position_embeddings.clamp(1, 32_768);
+        let half = hd / 2;
+        let (mut cos, mut sin) = (Vec::with_capacity(n * half), Vec::with_capacity(n * half));
+        for p in 0..n {
+            for i in 0..half {
+                let inv = 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64) as f32;
+                let a = p as f32 * inv;
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+        Ok(CpuModel {
+            norm: f32s(w, "model.norm.weight")?,
+            cfg,
+            isa,
+            pool,
+            threads,
+            embed,
+            lm_head,
+            layers,
+            cos,
+            sin,
+        })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The kernels in use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Positions a sequence can hold.
+    pub fn context(&self) -> usize {
+        self.cos.len() / (self.cfg.head_dim() / 2).max(1)
+    }
+
+    /// Bytes of weights held.
+    pub fn weight_bytes(&self) -> usize {
+        let mut n = self.embed.bytes() + self.lm_head.as_ref().map_or(0, QMatrix::bytes);
+        for l in &self.layers {
+            n += l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes();
+        }
+        n
+    }
+
+    /// Runs a batch of sequences (see the module documentation). Returns, per sequence, the
+    /// logits of the rows its [`Logits`] asks for, row after row (`vocab` values each).
+    pub fn forward(&self, seqs: &mut [Seq<'_>]) -> Result<Vec<Vec<f32>>, LmError> {
+        self.pool.install(|| self.forward_in_pool(seqs))
+    }
+
+    fn forward_in_pool(&self, seqs: &mut [Seq<'_>]) -> Result<Vec<Vec<f32>>, LmError> {
+        use rayon::prelude::*;
+        let cfg = &self.cfg;
+        let (hs, hd) = (cfg.hidden_size, cfg.head_dim());
+        let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
+        let (qw, kvw, f) = (nh * hd, nkv * hd, cfg.intermediate_size);
+        let ctx = self.context();
+        // (sequence, position, index in the own cache, wants logits)
+        let mut rows: Vec<(usize, usize, usize, bool)> = Vec::new();
+        for (si, s) in seqs.iter().enumerate() {
+            if s.cache.k.len() != cfg.num_hidden_layers {
+                return Err(bad("KV cache built for another model"));
+            }
+            let off = s.prefix.map_or(0, KvCache::len);
+            let c0 = s.cache.len;
+            let n = s.tokens.len();
+            if off + c0 + n > ctx {
+                return Err(bad(format!(
+                    "sequence of {} tokens exceeds the context of {ctx}",
+                    off + c0 + n
+                )));
+            }
+            for (i, &t) in s.tokens.iter().enumerate() {
+                if t as usize >= cfg.vocab_size {
+                    return Err(bad(format!(
+                        "token id {t} outside the vocabulary of {}",
+                        cfg.vocab_size
+                    )));
+                }
+                let want = match s.logits {
+                    Logits::None => false,
+                    Logits::Last => i + 1 == n,
+                    Logits::All => true,
+                };
+                rows.push((si, off + c0 + i, c0 + i, want));
+            }
+        }
+        let m = rows.len();
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); seqs.len()];
+        if m == 0 {
+            return Ok(out);
+        }
+        let tokens: Vec<u32> = seqs.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        let mut h = vec![0f32; m * hs];
+        h.par_chunks_mut(hs).zip(&tokens).for_each(|(row, &t)| {
+            dequantize_row(self.embed.row(t as usize), row);
+        });
+        let kb = |w: usize| w.div_ceil(QK);
+        let mut xq = vec![BlockQ8::ZERO; m * kb(hs.max(qw).max(f))];
+        let mut qkv = vec![0f32; m * (qw + 2 * kvw)];
+        let mut y = vec![0f32; m * qw];
+        let mut tmp = vec![0f32; m * hs];
+        let mut gu = vec![0f32; m * 2 * f];
+        let mut act = vec![0f32; m * f];
+        let eps = cfg.rms_norm_eps as f32;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for (li, layer) in self.layers.iter().enumerate() {
+            self.norm_quantize(&h, hs, &layer.attn_norm, eps, &mut xq);
+            self.matmul(&xq, m, &layer.qkv, &mut qkv);
+            let width = qw + 2 * kvw;
+            qkv.par_chunks_mut(width)
+                .zip(&rows)
+                .for_each(|(r, &(_, pos, _, _))| {
+                    if let Some(b) = &layer.qkv_bias {
+                        for (x, b) in r.iter_mut().zip(b) {
+                            *x += b;
+                        }
+                    }
+                    let (q, rest) = r.split_at_mut(qw);
+                    for head in q.chunks_mut(hd).chain(rest[..kvw].chunks_mut(hd)) {
+                        self.rope(head, pos);
+                    }
+                    for x in q.iter_mut() {
+                        *x *= scale;
+                    }
+                });
+            for (r, &(si, _, _, _)) in rows.iter().enumerate() {
+                let row = &qkv[r * width..(r + 1) * width];
+                let c = &mut *seqs[si].cache;
+                c.k[li].extend_from_slice(&row[qw..qw + kvw]);
+                c.v[li].extend_from_slice(&row[qw + kvw..]);
+            }
+            let views: Vec<(Option<&KvCache>, &KvCache)> =
+                seqs.iter().map(|s| (s.prefix, &*s.cache)).collect();
+            let rep = nh / nkv;
+            y.par_chunks_mut(hd).enumerate().for_each(|(i, yh)| {
+                let (r, head) = (i / nh, i % nh);
+                let (si, _, own, _) = rows[r];
+                let q = &qkv[r * width + head * hd..r * width + (head + 1) * hd];
+                let g = head / rep;
+                let (prefix, cache) = views[si];
+                self.attend(q, prefix, cache, own, li, g * hd, kvw, yh);
+            });
+            self.quantize_rows(&y, qw, &mut xq);
+            self.matmul(&xq, m, &layer.o, &mut tmp);
+            h.par_iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
+            self.norm_quantize(&h, hs, &layer.ffn_norm, eps, &mut xq);
+            self.matmul(&xq, m, &layer.gate_up, &mut gu);
+            act.par_chunks_mut(f)
+                .zip(gu.par_chunks(2 * f))
+                .for_each(|(a, g)| {
+                    let (gate, up) = g.split_at(f);
+                    for ((a, &g), &u) in a.iter_mut().zip(gate).zip(up) {
+                        *a = g / (1.0 + (-g).exp()) * u;
+                    }
+                });
+            self.quantize_rows(&act, f, &mut xq);
+            self.matmul(&xq, m, &layer.down, &mut tmp);
+            h.par_iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
+        }
+        for s in seqs.iter_mut() {
+            s.cache.len += s.tokens.len();
+        }
+        let wanted: Vec<usize> = (0..m).filter(|&r| rows[r].3).collect();
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        let mut hw = vec![0f32; wanted.len() * hs];
+        for (o, &r) in hw.chunks_mut(hs).zip(&wanted) {
+            o.copy_from_slice(&h[r * hs..(r + 1) * hs]);
+        }
+        self.norm_quantize(&hw, hs, &self.norm, eps, &mut xq);
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        let v = cfg.vocab_size;
+        let mut logits = vec![0f32; wanted.len() * v];
+        self.matmul(&xq, wanted.len(), head, &mut logits);
+        for (row, &r) in logits.chunks(v).zip(&wanted) {
+            out[rows[r].0].extend_from_slice(row);
+        }
+        Ok(out)
+    }
+
+    /// Attention of one query head `q` (scaled) over the prefix and the own cache up to
+    /// and including own position `own`, for the K/V head at column `col`.
+    #[allow(clippy::too_many_arguments)]
+    fn attend(
+        &self,
+        q: &[f32],
+        prefix: Option<&KvCache>,
+        cache: &KvCache,
+        own: usize,
+        layer: usize,
+        col: usize,
+        kvw: usize,
+        out: &mut [f32],
+    ) {
+        let hd = q.len();
+        let np = prefix.map_or(0, KvCache::len);
+        let mut scores = Vec::with_capacity(np + own + 1);
+        let parts = [
+            prefix.map(|p| (&p.k[layer], &p.v[layer], np)),
+            Some((&cache.k[layer], &cache.v[layer], own + 1)),
+        ];
+        for (k, _, n) in parts.iter().flatten() {
+            for t in 0..*n {
+                scores.push(dot_f32(self.isa, q, &k[t * kvw + col..t * kvw + col + hd]));
+            }
+        }
+        let mx = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - mx).exp();
+            sum += *s;
+        }
+        out.fill(0.0);
+        let mut i = 0;
+        for (_, v, n) in parts.iter().flatten() {
+            for t in 0..*n {
+                let p = scores[i] / sum;
+                simd::axpy(self.isa, p, &v[t * kvw + col..t * kvw + col + hd], out);
+                i += 1;
+            }
+        }
+    }
+
+    fn rope(&self, x: &mut [f32], pos: usize) {
+        let half = x.len() / 2;
+        let cos = &self.cos[pos * half..(pos + 1) * half];
+        let sin = &self.sin[pos * half..(pos + 1) * half];
+        for i in 0..half {
+            let (a, b) = (x[i], x[i + half]);
+            x[i] = a * cos[i] - b * sin[i];
+            x[i + half] = a * sin[i] + b * cos[i];
+        }
+    }
+
+    /// RMS-norms each `width`-row of `x` with weight `w` and quantizes it into `out`.
+    fn norm_quantize(&self, x: &[f32], width: usize, w: &[f32], eps: f32, out: &mut [BlockQ8]) {
+        use rayon::prelude::*;
+        let kb = width.div_ceil(QK);
+        x.par_chunks(width)
+            .zip(out.par_chunks_mut(kb))
+            .for_each(|(row, q)| {
+                let ms = row.iter().map(|v| v * v).sum::<f32>() / width as f32;
+                let r = 1.0 / (ms + eps).sqrt();
+                let normed: Vec<f32> = row.iter().zip(w).map(|(v, w)| v * r * w).collect();
+                quantize_row(&normed, q);
+            });
+    }
+
+    fn quantize_rows(&self, x: &[f32], width: usize, out: &mut [BlockQ8]) {
+        use rayon::prelude::*;
+        let kb = width.div_ceil(QK);
+        x.par_chunks(width)
+            .zip(out.par_chunks_mut(kb))
+            .for_each(|(row, q)| quantize_row(row, q));
+    }
+
+    /// `out[r][j] = x[r] · w[j]` for the first `m` rows of `x` (blocks of `w.cols` wide
+    /// rows); `out` is `[m, w.rows]`. Parallel over chunks of `w`'s rows.
+    fn matmul(&self, x: &[BlockQ8], m: usize, w: &QMatrix, out: &mut [f32]) {
+        use rayon::prelude::*;
+        let (n, kb) = (w.rows, w.kb);
+        let chunk = (n / (self.threads * 8)).clamp(16, 256);
+        let xr = |r: usize| &x[r * kb..(r + 1) * kb];
+        let parts: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map(|c| {
+                let (j0, j1) = (c * chunk, ((c + 1) * chunk).min(n));
+                let cw = j1 - j0;
+                let mut local = vec![0f32; m * cw];
+                const RB: usize = 64;
+                for rb in (0..m).step_by(RB) {
+                    let re = (rb + RB).min(m);
+                    for j in j0..j1 {
+                        let wr = w.row(j);
+                        let mut r = rb;
+                        while r + 4 <= re {
+                            let d = dot_q8(self.isa, wr, [xr(r), xr(r + 1), xr(r + 2), xr(r + 3)]);
+                            for (i, v) in d.into_iter().enumerate() {
+                                local[(r + i) * cw + (j - j0)] = v;
+                            }
+                            r += 4;
+                        }
+                        while r < re {
+                            local[r * cw + (j - j0)] = dot_q8(self.isa, wr, [xr(r)])[0];
+                            r += 1;
+                        }
+                    }
+                }
+                (j0, local)
+            })
+            .collect();
+        for (j0, local) in parts {
+            let cw = local.len() / m;
+            for r in 0..m {
+                out[r * n + j0..r * n + j0 + cw].copy_from_slice(&local[r * cw..(r + 1) * cw]);
+            }
+        }
+    }
+}
+
+/// `log_softmax` of one logits row.
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = logits.iter().map(|x| (x - m).exp()).sum::<f32>().ln() + m;
+    logits.iter().map(|x| x - lse).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llama::Ops;
+    use candle_core::{Device, IndexOp};
+
+    fn model() -> Llama {
+        Llama::random(Config::tiny(64), 5, false, &Device::Cpu).unwrap()
+    }
+
+    fn reference(m: &Llama, ids: &[u32]) -> Vec<Vec<f32>> {
+        let t = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let lg = m.forward(&t, None, Ops::Differentiable).unwrap();
+        (0..ids.len())
+            .map(|i| log_softmax(&lg.i((0, i)).unwrap().to_vec1::<f32>().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn quantized_log_probs_follow_the_f32_model() {
+        let m = model();
+        let ids: Vec<u32> = vec![1, 9, 33, 2, 17, 40, 5, 63];
+        let want = reference(&m, &ids);
+        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+            let cpu = CpuModel::new(
+                &m,
+                CpuOptions {
+                    isa: Some(isa),
+                    threads: 2,
+                },
+            )
+            .unwrap();
+            let mut cache = KvCache::new(m.config());
+            let got = cpu
+                .forward(&mut [Seq {
+                    prefix: None,
+                    cache: &mut cache,
+                    tokens: &ids,
+                    logits: Logits::All,
+                }])
+                .unwrap();
+            let v = m.config().vocab_size;
+            let (mut worst, mut sum, mut n) = (0f32, 0f32, 0f32);
+            for (i, row) in got[0].chunks(v).enumerate() {
+                let lp = log_softmax(row);
+                // every token's log-prob, not only the likely ones
+                for (a, b) in lp.iter().zip(&want[i]) {
+                    worst = worst.max((a - b).abs());
+                    sum += (a - b).abs();
+                    n += 1.0;
+                }
+            }
+            // Q8_0 weights and activations on a random 2-layer model whose log-probs span
+            // ≈ 25 nats: ≈ 1 % of that at worst, 0.2 % on average. A wrong rope, mask or
+            // head layout moves them by whole nats.
+            let mean = sum / n;
+            assert!(worst < 0.25 && mean < 0.05, "{isa:?}: |Δ log p| max {worst}, mean {mean}");
+        }
+    }
+
+    #[test]
+    fn batched_prefix_and_incremental_runs_equal_a_cold_single_run() {
+        let m = model();
+        let cpu = CpuModel::new(&m, CpuOptions::default()).unwrap();
+        let v = m.config().vocab_size;
+        let prompt: Vec<u32> = vec![3, 7, 1, 9, 22];
+        let conts: [&[u32]; 3] = [&[5, 6, 7], &[8], &[40, 41]];
+        // cold: prompt + continuation as one sequence each
+        let cold: Vec<Vec<f32>> = conts
+            .iter()
+            .map(|c| {
+                let all: Vec<u32> = prompt.iter().chain(c.iter()).copied().collect();
+                let mut cache = KvCache::new(m.config());
+                let mut lg = cpu
+                    .forward(&mut [Seq {
+                        prefix: None,
+                        cache: &mut cache,
+                        tokens: &all,
+                        logits: Logits::All,
+                    }])
+                    .unwrap()
+                    .remove(0);
+                lg.drain(..(prompt.len() * v));
+                lg
+            })
+            .collect();
+        // the prompt once, then all continuations in one batch against it
+        let mut pc = KvCache::new(m.config());
+        cpu.forward(&mut [Seq {
+            prefix: None,
+            cache: &mut pc,
+            tokens: &prompt,
+            logits: Logits::None,
+        }])
+        .unwrap();
+        let mut caches: Vec<KvCache> = conts.iter().map(|_| KvCache::new(m.config())).collect();
+        let mut seqs: Vec<Seq> = caches
+            .iter_mut()
+            .zip(conts)
+            .map(|(c, t)| Seq {
+                prefix: Some(&pc),
+                cache: c,
+                tokens: t,
+                logits: Logits::All,
+            })
+            .collect();
+        let batched = cpu.forward(&mut seqs).unwrap();
+        assert_eq!(batched, cold, "bit for bit");
+        // token by token on one cache
+        let mut c = KvCache::new(m.config());
+        let mut last = Vec::new();
+        for t in prompt.iter().chain(conts[0]) {
+            last = cpu
+                .forward(&mut [Seq {
+                    prefix: None,
+                    cache: &mut c,
+                    tokens: std::slice::from_ref(t),
+                    logits: Logits::Last,
+                }])
+                .unwrap()
+                .remove(0);
+        }
+        assert_eq!(last, cold[0][2 * v..]);
+        assert_eq!(c.len(), prompt.len() + 3);
+        c.truncate(prompt.len());
+        assert_eq!(c.len(), prompt.len());
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let m = model();
+        let cpu = CpuModel::new(&m, CpuOptions::default()).unwrap();
+        let mut c = KvCache::new(m.config());
+        let e = cpu
+            .forward(&mut [Seq {
+                prefix: None,
+                cache: &mut c,
+                tokens: &[64],
+                logits: Logits::Last,
+            }])
+            .unwrap_err();
+        assert!(e.to_string().contains("vocabulary"), "{e}");
+        let long = vec![1u32; cpu.context() + 1];
+        let e = cpu
+            .forward(&mut [Seq {
+                prefix: None,
+                cache: &mut c,
+                tokens: &long,
+                logits: Logits::Last,
+            }])
+            .unwrap_err();
+        assert!(e.to_string().contains("context"), "{e}");
+        assert!(c.is_empty(), "a refused call leaves the cache as it was");
+    }
+}

@@ -1,0 +1,377 @@
+//! The CPU inference kernels: Q8_0 weight and activation blocks, their dot products and the
+//! f32 vector ops of attention, each with a portable scalar version and x86-64 versions
+//! picked at run time ([`Isa::detect`]).
+//!
+//! This is the one module of the workspace that may use `unsafe` (the lint is `deny`
+//! elsewhere, checked by `tests/it/tidy.rs`): `std::arch` loads take raw pointers, and a
+//! `#[target_feature]` function may only be called once the feature was detected. Every
+//! `unsafe` block states why it holds. Instruction sets used: AVX2 + FMA, and AVX-512 VNNI
+//! (`vpdpbusd` on 256-bit registers). Never AMX: on the VMs this project runs on, cpuinfo
+//! lists AMX but `tileloadd` raises SIGILL (`shared/reference/llamacpp.md`), so nothing here
+//! is compiled for it and detection never asks for it.
+#![allow(unsafe_code)]
+
+/// Values per quantized block.
+pub const QK: usize = 32;
+
+/// 32 values as `d · q` with `q ∈ [-127, 127]` (llama.cpp's Q8_0 with an f32 scale).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct BlockQ8 {
+    /// The scale.
+    pub d: f32,
+    /// The quantized values.
+    pub qs: [i8; QK],
+}
+
+impl BlockQ8 {
+    /// The zero block.
+    pub const ZERO: BlockQ8 = BlockQ8 { d: 0.0, qs: [0; QK] };
+}
+
+/// Quantizes `x` into `out` (`out.len() == x.len().div_ceil(QK)`; a short last block is
+/// padded with zeros): per block `d = max|x| / 127`, `q = round(x / d)`.
+pub fn quantize_row(x: &[f32], out: &mut [BlockQ8]) {
+    for (b, o) in out.iter_mut().enumerate() {
+        let lo = (b * QK).min(x.len());
+        let hi = ((b + 1) * QK).min(x.len());
+        let src = &x[lo..hi];
+        let amax = src.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        o.d = d;
+        o.qs = [0; QK];
+        for (q, v) in o.qs.iter_mut().zip(src) {
+            *q = (v * id).round().clamp(-127.0, 127.0) as i8;
+        }
+    }
+}
+
+/// Writes the values of `blocks` into `out` (`out.len() <= blocks.len() * QK`).
+pub fn dequantize_row(blocks: &[BlockQ8], out: &mut [f32]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let b = &blocks[i / QK];
+        *o = b.d * f32::from(b.qs[i % QK]);
+    }
+}
+
+/// An instruction set the kernels can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust (whatever the compiler's baseline target allows).
+    Scalar,
+    /// AVX2 and FMA.
+    Avx2,
+    /// AVX2, FMA and AVX-512 VNNI on 256-bit vectors (`vpdpbusd`).
+    Avx512Vnni,
+}
+
+impl Isa {
+    /// The best set this CPU supports (never AMX).
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            let vnni = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512vnni");
+            if avx2 && vnni {
+                return Isa::Avx512Vnni;
+            }
+            if avx2 {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Scalar
+    }
+
+    /// Whether this CPU can run `self` (so that an explicitly chosen set is safe to use).
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => matches!(Isa::detect(), Isa::Avx2 | Isa::Avx512Vnni),
+            Isa::Avx512Vnni => Isa::detect() == Isa::Avx512Vnni,
+        }
+    }
+
+    /// Every set, from the most portable.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni];
+
+    /// Lower-case name (`scalar`, `avx2`, `avx512vnni`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    /// `self` if this CPU supports it, else the best supported set.
+    fn usable(self) -> Isa {
+        if self.supported() {
+            self
+        } else {
+            Isa::detect()
+        }
+    }
+}
+
+/// `out[r] = Σ_b w[b] · xs[r][b]` for `R` activation rows against one weight row (every
+/// row has `w.len()` blocks).
+#[inline]
+pub fn dot_q8<const R: usize>(isa: Isa, w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R] {
+    for x in &xs {
+        assert_eq!(x.len(), w.len(), "dot_q8: rows of different lengths");
+    }
+    match isa.usable() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `usable` returned a set this CPU supports, and the lengths match.
+        Isa::Avx512Vnni => unsafe { x86::dot_q8_vnni(w, xs) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { x86::dot_q8_avx2(w, xs) },
+        _ => dot_q8_scalar(w, xs),
+    }
+}
+
+fn dot_q8_scalar<const R: usize>(w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R] {
+    let mut out = [0f32; R];
+    for (r, x) in xs.iter().enumerate() {
+        let mut acc = 0f32;
+        for (wb, xb) in w.iter().zip(x.iter()) {
+            let s: i32 = wb
+                .qs
+                .iter()
+                .zip(&xb.qs)
+                .map(|(&a, &b)| i32::from(a) * i32::from(b))
+                .sum();
+            acc += s as f32 * (wb.d * xb.d);
+        }
+        out[r] = acc;
+    }
+    out
+}
+
+/// `Σ a[i] b[i]`.
+#[inline]
+pub fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot_f32: lengths differ");
+    match isa.usable() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `usable` returned a set this CPU supports (both include AVX2 + FMA), and
+        // the lengths match.
+        Isa::Avx2 | Isa::Avx512Vnni => unsafe { x86::dot_f32_avx2(a, b) },
+        _ => a.iter().zip(b).map(|(x, y)| x * y).sum(),
+    }
+}
+
+/// `y[i] += a · x[i]`.
+#[inline]
+pub fn axpy(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: lengths differ");
+    match isa.usable() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_f32`.
+        Isa::Avx2 | Isa::Avx512Vnni => unsafe { x86::axpy_avx2(a, x, y) },
+        _ => {
+            for (yi, xi) in y.iter_mut().zip(x) {
+                *yi += a * xi;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{BlockQ8, QK};
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps::<1>(v);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn load(b: &BlockQ8) -> __m256i {
+        // SAFETY: `qs` is 32 readable bytes; the load is unaligned.
+        unsafe { _mm256_loadu_si256(b.qs.as_ptr().cast::<__m256i>()) }
+    }
+
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; every `xs[r]` has `w.len()` blocks.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_q8_avx2<const R: usize>(
+        w: &[BlockQ8],
+        xs: [&[BlockQ8]; R],
+    ) -> [f32; R] {
+        let mut acc = [_mm256_setzero_ps(); R];
+        let ones = _mm256_set1_epi16(1);
+        for (b, wb) in w.iter().enumerate() {
+            let wv = load(wb);
+            // |w| · (x · sign w) = w · x, in the unsigned × signed form `maddubs` takes;
+            // |q| ≤ 127, so the pairwise i16 sums cannot saturate.
+            let aw = _mm256_sign_epi8(wv, wv);
+            for r in 0..R {
+                let xb = &xs[r][b];
+                let sx = _mm256_sign_epi8(load(xb), wv);
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
+                let s = _mm256_set1_ps(wb.d * xb.d);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
+            }
+        }
+        let mut out = [0f32; R];
+        for r in 0..R {
+            out[r] = hsum(acc[r]);
+        }
+        out
+    }
+
+    /// # Safety
+    /// The CPU supports AVX2, FMA, AVX-512 F/BW/VL and VNNI; every `xs[r]` has `w.len()`
+    /// blocks.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(super) unsafe fn dot_q8_vnni<const R: usize>(
+        w: &[BlockQ8],
+        xs: [&[BlockQ8]; R],
+    ) -> [f32; R] {
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, wb) in w.iter().enumerate() {
+            let wv = load(wb);
+            let aw = _mm256_sign_epi8(wv, wv);
+            for r in 0..R {
+                let xb = &xs[r][b];
+                let sx = _mm256_sign_epi8(load(xb), wv);
+                let p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx);
+                let s = _mm256_set1_ps(wb.d * xb.d);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
+            }
+        }
+        let mut out = [0f32; R];
+        for r in 0..R {
+            out[r] = hsum(acc[r]);
+        }
+        out
+    }
+
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `a.len() == b.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: `i + 16 <= n` elements of both slices are readable.
+            unsafe {
+                let (pa, pb) = (a.as_ptr().add(i), b.as_ptr().add(i));
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa), _mm256_loadu_ps(pb), s0);
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(8)), _mm256_loadu_ps(pb.add(8)), s1);
+            }
+            i += 16;
+        }
+        while i + 8 <= n {
+            // SAFETY: `i + 8 <= n`.
+            unsafe {
+                let v = _mm256_loadu_ps(a.as_ptr().add(i));
+                s0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(b.as_ptr().add(i)), s0);
+            }
+            i += 8;
+        }
+        let mut s = hsum(_mm256_add_ps(s0, s1));
+        while i < n {
+            s += a[i] * b[i];
+            i += 1;
+        }
+        s
+    }
+
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `x.len() == y.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len();
+        let av = _mm256_set1_ps(a);
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: `i + 8 <= n` elements of both slices are in bounds.
+            unsafe {
+                let py = y.as_mut_ptr().add(i);
+                let v = _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(py));
+                _mm256_storeu_ps(py, v);
+            }
+            i += 8;
+        }
+        while i < n {
+            y[i] += a * x[i];
+            i += 1;
+        }
+    }
+
+    const _: () = assert!(QK == 32, "the x86 kernels load a block as one 256-bit vector");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(seed: u64, n: usize) -> Vec<f32> {
+        let mut r = agentq_core::rng::Rng::new(seed);
+        (0..n).map(|_| r.uniform(-2.0, 2.0) as f32).collect()
+    }
+
+    #[test]
+    fn quantization_round_trips_within_half_a_step() {
+        let x = rows(1, 100); // a short last block
+        let mut q = vec![BlockQ8::ZERO; x.len().div_ceil(QK)];
+        quantize_row(&x, &mut q);
+        let mut back = vec![0f32; x.len()];
+        dequantize_row(&q, &mut back);
+        for (i, (a, b)) in x.iter().zip(&back).enumerate() {
+            let step = q[i / QK].d;
+            assert!((a - b).abs() <= step * 0.5 + 1e-6, "{i}: {a} vs {b}");
+        }
+        assert!(q[3].qs[4..].iter().all(|&v| v == 0), "padding is zero");
+        let mut z = [BlockQ8::ZERO];
+        quantize_row(&[0.0; 5], &mut z);
+        assert_eq!(z[0], BlockQ8::ZERO);
+    }
+
+    #[test]
+    fn every_supported_isa_gives_the_scalar_dot_products() {
+        let (k, m) = (32 * 7, 4);
+        let quant = |x: &[f32]| {
+            let mut q = vec![BlockQ8::ZERO; x.len() / QK];
+            quantize_row(x, &mut q);
+            q
+        };
+        let w = quant(&rows(2, k));
+        let xs: Vec<Vec<BlockQ8>> = (0..m).map(|i| quant(&rows(10 + i as u64, k))).collect();
+        let want = dot_q8_scalar(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
+        let (a, b) = (rows(3, 67), rows(4, 67));
+        let want_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+            let got = dot_q8(isa, &w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
+            for r in 0..m {
+                assert!((got[r] - want[r]).abs() <= 1e-4 * want[r].abs().max(1.0), "{isa:?}");
+                let one = dot_q8(isa, &w, [&xs[r]]);
+                assert_eq!(one[0], got[r], "{isa:?}: batching changes nothing");
+            }
+            let d = dot_f32(isa, &a, &b);
+            assert!((d - want_dot).abs() < 1e-4, "{isa:?}: {d} vs {want_dot}");
+            let mut y = b.clone();
+            axpy(isa, 0.5, &a, &mut y);
+            for i in 0..a.len() {
+                assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
+            }
+        }
+        println!("detected: {:?}", Isa::detect());
+    }
+}
