@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use agentq::lm::llama::{response_logprob_sums, Ops};
-use agentq::lm::local::{Engine, LoadOptions, LocalModel};
+use agentq::lm::local::{Engine, LoadOptions, LocalModel, Precision};
 use agentq::lm::openai::{OpenAiClient, OpenAiConfig};
 use agentq::lm::{tiny, ChatMessage, GenParams, LanguageModel, LmError};
 use candle_core::{Device, Tensor};
@@ -490,51 +490,66 @@ fn smollm2_greedy_answers_a_simple_question() {
     assert_eq!(g.tokens.len(), g.logprobs.len());
 }
 
+fn smollm2_f32() -> Option<&'static Engine> {
+    static E: OnceLock<Option<Engine>> = OnceLock::new();
+    E.get_or_init(|| {
+        let opts = LoadOptions {
+            precision: Precision::F32,
+            ..LoadOptions::default()
+        };
+        smollm2_path().map(|p| Engine::load(&p, &opts).unwrap())
+    })
+    .as_ref()
+}
+
+/// A short agent prompt rendered with `e`'s chat template.
+fn mouse_prompt(e: &Engine) -> String {
+    e.chat()
+        .render(
+            &chat_prompt("Task: buy a wireless mouse.\n[100] search box\n[101] button \"Search\""),
+            true,
+        )
+        .unwrap()
+}
+
 #[test]
-fn smollm2_quantized_option_still_answers() {
-    let Some(path) = smollm2_path() else { return };
-    let opts = LoadOptions {
-        quantized: true,
-        ..LoadOptions::default()
+fn smollm2_q8_log_probs_follow_the_f32_model() {
+    let (Some(q), Some(f)) = (smollm2(), smollm2_f32()) else {
+        return;
     };
-    let e = Engine::load(&path, &opts).unwrap();
-    assert!(
-        e.describe().contains("210 quantized matmuls"),
-        "{}",
-        e.describe()
-    );
-    let msgs = [ChatMessage::new(
-        "user",
-        "What is the capital of France? Answer in one sentence.",
-    )];
-    let prompt = e.chat().render(&msgs, true).unwrap();
-    // same log-probs as the f32 model up to quantization noise
-    let f = smollm2().unwrap();
-    let c = vec!["The capital of France is Paris.".to_string()];
-    let (a, b) = (e.score(&prompt, &c).unwrap(), f.score(&prompt, &c).unwrap());
-    assert_scores_close(&a, &b, 0.5);
-    let params = GenParams {
-        max_tokens: 12,
-        ..GenParams::default()
+    assert!(q.cpu_model().is_some() && f.cpu_model().is_none());
+    assert!(q.describe().contains("q8_0"), "{}", q.describe());
+    let prompt = mouse_prompt(q);
+    let c = candidates();
+    let (a, b) = (q.score(&prompt, &c).unwrap(), f.score(&prompt, &c).unwrap());
+    let worst = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(x, y)| x.token_logprobs.iter().zip(&y.token_logprobs))
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max);
+    println!("max |Δ token log-prob| q8_0 vs f32: {worst}");
+    // Measured 0.46 nats at worst on this prompt, 0.34 of it from requantizing the file's
+    // Q4_1 weights to Q8_0 (weights alone, f32 activations), the rest from Q8 activations.
+    assert!(worst <= 0.6, "max |Δ token log-prob| {worst}");
+    // and the same ranking of the candidates at the top
+    let best = |s: &[agentq::lm::Scored]| {
+        (0..s.len())
+            .max_by(|&i, &j| s[i].logprob.total_cmp(&s[j].logprob))
+            .unwrap()
     };
-    let g = e.generate(&prompt, &params).unwrap();
-    assert!(g.text.contains("Paris"), "{:?}", g.text);
+    assert_eq!(best(&a), best(&b));
 }
 
 #[test]
 fn smollm2_cached_batched_scoring_equals_naive() {
     let Some(e) = smollm2() else { return };
-    let prompt = e
-        .chat()
-        .render(
-            &chat_prompt("Task: buy a wireless mouse.\n[100] search box\n[101] button \"Search\""),
-            true,
-        )
-        .unwrap();
+    let prompt = mouse_prompt(e);
     let c = candidates();
     let batched = e.score(&prompt, &c).unwrap();
     let naive = e.score_naive(&prompt, &c).unwrap();
-    assert_scores_close(&batched, &naive, 2e-3);
+    // one shared prompt pass + one batch of continuations = each continuation run cold
+    assert_scores_close(&batched, &naive, 1e-4);
     // a plausible action beats gibberish
     let s = e
         .score(
@@ -613,7 +628,11 @@ fn openai_client_against_agentq_lm_serve() {
         }
         assert!(up, "agentq lm serve did not come up");
         let c = client(&base, 2);
-        let local = tiny::engine(21, false).unwrap();
+        // the server runs the default precision (Q8_0 on the CPU): so does the reference
+        let local = tiny::engine(21, false)
+            .unwrap()
+            .quantized(agentq::lm::cpu::CpuOptions::default())
+            .unwrap();
         // chat with logprobs
         let msgs = chat_prompt("hello world");
         let params = GenParams {

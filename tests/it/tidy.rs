@@ -209,3 +209,34 @@ fn only_cli_prints_or_uses_anyhow() {
         }
     }
 }
+
+#[test]
+fn unsafe_code_lives_only_in_the_simd_kernels() {
+    // The workspace denies `unsafe_code`; one module allows it for `std::arch`.
+    let allowed = Path::new("crates/lm/src/cpu/simd.rs");
+    let mut found = Vec::new();
+    for (path, text) in sources() {
+        let this = path.ends_with("tests/it/tidy.rs");
+        if text.contains("allow(unsafe_code)") && !path.ends_with(allowed) && !this {
+            found.push(path.display().to_string());
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "unsafe_code allowed outside {allowed:?}: {found:?}"
+    );
+    let simd = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(allowed),
+    )
+    .unwrap();
+    assert!(simd.contains("#![allow(unsafe_code)]"));
+    // every unsafe block says why it holds
+    let blocks = simd.matches("unsafe {").count();
+    let reasons = simd.matches("// SAFETY:").count();
+    assert!(
+        reasons >= blocks,
+        "{blocks} unsafe blocks, {reasons} SAFETY comments"
+    );
+}

@@ -10,8 +10,10 @@ use std::time::Duration;
 use agentq_agent::policy::critic::CriticScheme;
 use agentq_agent::policy::llm::LlmConfig;
 use agentq_agent::policy::prompt::PromptMode;
+use agentq_lm::cpu::CpuOptions;
 use agentq_lm::llama::Llama;
-use agentq_lm::local::{Engine, LocalModel};
+pub use agentq_lm::local::Precision;
+use agentq_lm::local::{Engine, LoadOptions, LocalModel};
 use agentq_lm::LanguageModel;
 use agentq_train::trainer::{self, TrainState};
 
@@ -54,6 +56,8 @@ pub struct ModelSettings {
     pub temperature: f64,
     /// Critic ranking scheme.
     pub critic_scheme: CriticScheme,
+    /// How a local model computes on the CPU (Q8_0 by default).
+    pub precision: Precision,
 }
 
 impl Default for ModelSettings {
@@ -67,6 +71,7 @@ impl Default for ModelSettings {
             prompt_mode: PromptMode::Act,
             temperature: 0.8,
             critic_scheme: CriticScheme::Iterative,
+            precision: Precision::default(),
         }
     }
 }
@@ -104,10 +109,18 @@ impl ModelSettings {
             );
         }
         if !self.adapters.is_empty() {
-            return Ok(Arc::new(load_with_adapters(&path, &self.adapters)?));
+            return Ok(Arc::new(load_with_adapters(
+                &path,
+                &self.adapters,
+                self.precision,
+            )?));
         }
-        let m = LocalModel::load(&path, Default::default())
-            .with_context(|| format!("loading {}", path.display()))?;
+        let opts = LoadOptions {
+            precision: self.precision,
+            ..LoadOptions::default()
+        };
+        let m =
+            LocalModel::load(&path, opts).with_context(|| format!("loading {}", path.display()))?;
         Ok(Arc::new(m))
     }
 }
@@ -170,7 +183,11 @@ pub fn apply_checkpoint(
 }
 
 /// Loads the base model with checkpoints applied in order, as a served local model.
-pub fn load_with_adapters(model: &Path, adapters: &[PathBuf]) -> Result<LocalModel> {
+pub fn load_with_adapters(
+    model: &Path,
+    adapters: &[PathBuf],
+    precision: Precision,
+) -> Result<LocalModel> {
     let dev = candle_core::Device::Cpu;
     let mut l = agentq_lm::load::load(model, &dev)
         .with_context(|| format!("loading {}", model.display()))?;
@@ -187,10 +204,10 @@ pub fn load_with_adapters(model: &Path, adapters: &[PathBuf]) -> Result<LocalMod
             .collect::<Vec<_>>()
             .join("+")
     );
-    Ok(LocalModel::from_engine(Engine::new(
-        llama,
-        l.tokenizer,
-        l.chat,
-        describe,
-    )))
+    let engine = Engine::new(llama, l.tokenizer, l.chat, describe);
+    let engine = match precision {
+        Precision::Q8_0 => engine.quantized(CpuOptions::default())?,
+        Precision::F32 => engine,
+    };
+    Ok(LocalModel::from_engine(engine))
 }

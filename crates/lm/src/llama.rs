@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 
-use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Result, Tensor, Var, D};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
@@ -85,13 +84,16 @@ impl Config {
         if self.num_attention_heads == 0 || self.num_key_value_heads == 0 {
             return bad("num_attention_heads and num_key_value_heads must be > 0");
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return bad("hidden_size must be a multiple of num_attention_heads");
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return bad("num_attention_heads must be a multiple of num_key_value_heads");
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return bad("head dimension must be even");
         }
         if self.vocab_size == 0 || self.num_hidden_layers == 0 {
@@ -127,8 +129,6 @@ struct Proj {
     frozen: bool,
     w: Tensor,
     b: Option<Tensor>,
-    /// Quantized copy of `w` used by the fast path (GGUF weights kept as stored).
-    q: Option<QMatMul>,
 }
 
 impl Proj {
@@ -141,15 +141,8 @@ impl Proj {
     }
 
     fn forward(&self, x: &Tensor, ops: Ops) -> Result<Tensor> {
-        match (&self.q, ops) {
-            (Some(q), Ops::Fast) => {
-                let y = q.forward(x)?;
-                match &self.b {
-                    Some(b) => y.broadcast_add(b),
-                    None => Ok(y),
-                }
-            }
-            (_, Ops::Train) if self.frozen => {
+        match ops {
+            Ops::Train if self.frozen => {
                 let y = super::ops::frozen_linear(x, &self.w)?;
                 match &self.b {
                     Some(b) => y.broadcast_add(b),
@@ -350,7 +343,6 @@ impl Llama {
                 frozen: varmap.is_none(),
                 w: get(&format!("{n}.weight"))?,
                 b: kept.get(&format!("{n}.bias")).cloned(),
-                q: None,
             })
         };
         let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
@@ -421,30 +413,6 @@ impl Llama {
     /// The weights by HF name (for saving as safetensors).
     pub fn weights(&self) -> &HashMap<String, Tensor> {
         &self.weights
-    }
-
-    /// Uses quantized matrices (by HF weight name) for the block projections in the fast
-    /// path; the f32 weights stay for the differentiable path. Returns how many were set.
-    pub fn set_quantized(&mut self, q: &HashMap<String, QMatMul>) -> usize {
-        let mut n = 0;
-        for (i, blk) in self.blocks.iter_mut().enumerate() {
-            let p = format!("model.layers.{i}");
-            for (name, proj) in [
-                ("self_attn.q_proj", &mut blk.q),
-                ("self_attn.k_proj", &mut blk.k),
-                ("self_attn.v_proj", &mut blk.v),
-                ("self_attn.o_proj", &mut blk.o),
-                ("mlp.gate_proj", &mut blk.gate),
-                ("mlp.up_proj", &mut blk.up),
-                ("mlp.down_proj", &mut blk.down),
-            ] {
-                if let Some(m) = q.get(&format!("{p}.{name}.weight")) {
-                    proj.q = Some(m.clone());
-                    n += 1;
-                }
-            }
-        }
-        n
     }
 
     /// The trainable variables (when built with `trainable`).

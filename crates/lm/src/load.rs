@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::QMatMul;
 use candle_core::{Device, Tensor};
 
 use super::chat::ChatTemplate;
@@ -30,8 +29,6 @@ pub struct Loaded {
     pub arch: String,
     /// How the weights were stored, e.g. `Q4_1×210, F32×61, Q8_0×1`.
     pub stored_as: String,
-    /// Block projections kept quantized as stored (GGUF with `keep_quantized` only).
-    pub quantized: HashMap<String, QMatMul>,
 }
 
 fn bad(path: &Path, msg: impl Into<String>) -> LmError {
@@ -50,16 +47,10 @@ fn io(path: &Path, e: std::io::Error) -> LmError {
 
 /// Loads a `.gguf` file or a Hugging Face directory (f32 weights).
 pub fn load(path: &Path, device: &Device) -> Result<Loaded, LmError> {
-    load_with(path, device, false)
-}
-
-/// Like [`load`]; with `keep_quantized`, a GGUF's block projections are also kept as stored
-/// (for faster generation in builds with `-C target-cpu`).
-pub fn load_with(path: &Path, device: &Device, keep_quantized: bool) -> Result<Loaded, LmError> {
     if path.is_dir() {
         load_hf_dir(path, device)
     } else if path.is_file() {
-        load_gguf(path, device, keep_quantized)
+        load_gguf(path, device)
     } else {
         Err(bad(path, "no such model file or directory"))
     }
@@ -124,10 +115,8 @@ fn unpermute(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
         .reshape(dims)
 }
 
-/// Loads a GGUF file, dequantizing every tensor to f32 (and with `keep_quantized` also
-/// keeping the block projections of the `qwen2` layout, or any layout whose q/k need no
-/// permutation, as stored; q/k of `llama` files are re-quantized after un-permuting).
-pub fn load_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<Loaded, LmError> {
+/// Loads a GGUF file, dequantizing every tensor to f32.
+pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LmError> {
     let mut f = std::fs::File::open(path).map_err(|e| io(path, e))?;
     let ct = gguf_file::Content::read(&mut f).map_err(|e| {
         bad(
@@ -150,7 +139,6 @@ pub fn load_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<L
     let kv_heads = meta_usize(&ct, &format!("{arch}.attention.head_count_kv")).unwrap_or(heads);
     let mut weights = HashMap::new();
     let mut stored: HashMap<String, usize> = HashMap::new();
-    let mut quantized = HashMap::new();
     for name in ct.tensor_infos.keys() {
         let Some(hf) = hf_name(name) else { continue };
         let q = ct.tensor(&mut f, name, device).map_err(|e| {
@@ -183,20 +171,6 @@ pub fn load_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<L
                     )
                 })?;
             }
-        }
-        if keep_quantized && hf.starts_with("model.layers.") && hf.ends_with("proj.weight") {
-            let qt = if arch != "qwen2" && (hf.contains("q_proj") || hf.contains("k_proj")) {
-                candle_core::quantized::QTensor::quantize(&t, qdtype)
-            } else {
-                Ok(q)
-            };
-            let m = qt.and_then(QMatMul::from_qtensor).map_err(|e| {
-                bad(
-                    path,
-                    format!("tensor {name}: {}", super::without_backtrace(e)),
-                )
-            })?;
-            quantized.insert(hf.clone(), m);
         }
         weights.insert(hf, t);
     }
@@ -234,7 +208,6 @@ pub fn load_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<L
         chat,
         arch,
         stored_as,
-        quantized,
     })
 }
 
@@ -296,7 +269,6 @@ pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<Loaded, LmError> {
             .map(|(k, n)| format!("{k}×{n}"))
             .collect::<Vec<_>>()
             .join(", "),
-        quantized: HashMap::new(),
     })
 }
 

@@ -1,8 +1,10 @@
-//! The local backend: our llama model on candle behind [`LanguageModel`].
+//! The local backend: our llama model behind [`LanguageModel`].
 //!
 //! [`Engine`] does the (blocking, CPU-heavy) work: generation with temperature/top-p/stop
-//! strings and scoring with the prompt computed once and its KV cache repeated along the
-//! batch for all continuations. [`LocalModel`] owns an engine on a dedicated worker thread
+//! strings and scoring with the prompt computed once and every continuation run against its
+//! KV cache in one batch. On the CPU it runs the quantized decoder of [`crate::cpu`]
+//! (Q8_0, the default) or candle's f32 ops (`Precision::F32`, and always on CUDA); the
+//! f32 [`Llama`] stays available to the trainer either way. [`LocalModel`] owns an engine on a dedicated worker thread
 //! and talks to it over a channel, so async callers never block the runtime.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::sync::mpsc;
 use candle_core::{Device, IndexOp, Tensor, D};
 
 use super::chat::ChatTemplate;
+use super::cpu::{self, CpuModel, CpuOptions, Logits, Seq};
 use super::llama::{token_logprobs, KvCache, Llama, Ops};
 use super::tokenizer::Tokenizer;
 use super::{ChatMessage, GenParams, Generation, LanguageModel, LmError, Scored, TextLogprobs};
@@ -42,14 +45,38 @@ impl DeviceChoice {
     }
 }
 
+/// How inference computes on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Q8_0 weights and activations in agentq's own kernels ([`crate::cpu`]).
+    #[default]
+    Q8_0,
+    /// f32 weights in candle's ops (the trainer's numbers exactly; slower).
+    F32,
+}
+
+impl Precision {
+    /// Every precision.
+    pub const ALL: [Precision; 2] = [Precision::Q8_0, Precision::F32];
+
+    /// The name (`q8_0`, `f32`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Q8_0 => "q8_0",
+            Precision::F32 => "f32",
+        }
+    }
+}
+
 /// Options of [`LocalModel::load`].
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Device (CPU by default).
     pub device: DeviceChoice,
-    /// Keep a GGUF's block projections quantized for generation and scoring (the f32 copy
-    /// stays for training). Fast only in builds with `-C target-cpu=…`; f32 is the default.
-    pub quantized: bool,
+    /// CPU precision (Q8_0 by default; CUDA always runs f32).
+    pub precision: Precision,
+    /// Kernels and threads of the quantized CPU model.
+    pub cpu: CpuOptions,
 }
 
 /// Continuations scored in one batch at most.
@@ -57,27 +84,38 @@ const SCORE_BATCH: usize = 16;
 /// Batch rows × continuation tokens per batch at most (bounds the logits' memory).
 const SCORE_TOKENS: usize = 2048;
 
+/// A prompt's KV cache, on whichever path computed it.
+enum PromptCache {
+    Candle(KvCache),
+    Cpu(cpu::KvCache),
+}
+
 /// A prompt computed once: its KV cache (batch 1) and the log-probs of the next token.
 pub struct Prefill {
-    cache: KvCache,
+    cache: PromptCache,
     first: Vec<f32>,
 }
 
 impl Prefill {
     /// Number of prompt tokens.
     pub fn len(&self) -> usize {
-        self.cache.len()
+        match &self.cache {
+            PromptCache::Candle(c) => c.len(),
+            PromptCache::Cpu(c) => c.len(),
+        }
     }
 
     /// Whether the prompt is empty (never: prompts must have a token).
     pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
+        self.len() == 0
     }
 }
 
 /// The synchronous model: weights, tokenizer, chat template.
 pub struct Engine {
     model: Llama,
+    /// The quantized CPU model inference runs on, when there is one.
+    cpu: Option<CpuModel>,
     tokenizer: Tokenizer,
     chat: ChatTemplate,
     describe: String,
@@ -146,17 +184,41 @@ impl Engine {
     pub fn new(model: Llama, tokenizer: Tokenizer, chat: ChatTemplate, describe: String) -> Self {
         Engine {
             model,
+            cpu: None,
             tokenizer,
             chat,
             describe,
         }
     }
 
+    /// Runs inference on the quantized CPU model built from the f32 weights as they are
+    /// now (adapters merged into them apply). `describe` gets the precision, kernels and
+    /// threads appended. A model on CUDA stays as it is.
+    pub fn quantized(mut self, opts: CpuOptions) -> Result<Self, LmError> {
+        if !self.model.device().is_cpu() {
+            return Ok(self);
+        }
+        let q = CpuModel::new(&self.model, opts)?;
+        self.describe = format!(
+            "{} [q8_0 {}, {} threads]",
+            self.describe,
+            q.isa().name(),
+            q.threads()
+        );
+        self.cpu = Some(q);
+        Ok(self)
+    }
+
+    /// The quantized CPU model, when inference runs on it.
+    pub fn cpu_model(&self) -> Option<&CpuModel> {
+        self.cpu.as_ref()
+    }
+
     /// Loads a `.gguf` file or a Hugging Face directory.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self, LmError> {
         let device = opts.device.device();
-        let l = super::load::load_with(path, &device, opts.quantized)?;
-        let mut model =
+        let l = super::load::load(path, &device)?;
+        let model =
             Llama::new(l.config, l.weights, false, &device).map_err(|e| LmError::BadModel {
                 path: path.display().to_string(),
                 msg: super::without_backtrace(e).to_string(),
@@ -165,15 +227,17 @@ impl Engine {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| path.display().to_string());
-        let n_q = model.set_quantized(&l.quantized);
         let dev = if device.is_cpu() { "cpu" } else { "cuda" };
-        let kind = if n_q > 0 {
-            format!("{n_q} quantized matmuls + f32")
-        } else {
-            "f32".to_string()
-        };
-        let describe = format!("candle:{name} ({kind}, {dev})");
-        Ok(Engine::new(model, l.tokenizer, l.chat, describe))
+        let engine = Engine::new(
+            model,
+            l.tokenizer,
+            l.chat,
+            format!("candle:{name} (f32, {dev})"),
+        );
+        match opts.precision {
+            Precision::Q8_0 => engine.quantized(opts.cpu),
+            Precision::F32 => Ok(engine),
+        }
     }
 
     /// The model.
@@ -220,11 +284,8 @@ impl Engine {
         let ids = self.encode_prompt(prompt)?;
         let ctx = self.model.config().max_position_embeddings;
         let mut rng = Rng::new(params.seed);
-        let mut cache = KvCache::new(self.model.config());
-        let logits = self
-            .model
-            .forward(&self.row(&ids)?, Some(&mut cache), Ops::Fast)?;
-        let mut last: Vec<f32> = logits.i((0, ids.len() - 1))?.to_vec1()?;
+        let mut cache = self.decoder();
+        let mut last = cache.step(self, &ids)?;
         let mut out: Vec<u32> = Vec::new();
         let mut logprobs = Vec::new();
         let mut ends = Vec::new(); // byte length of the decoded text after each token
@@ -260,10 +321,7 @@ impl Engine {
             if out.len() >= params.max_tokens {
                 break;
             }
-            let logits = self
-                .model
-                .forward(&self.row(&[tok])?, Some(&mut cache), Ops::Fast)?;
-            last = logits.i((0, 0))?.to_vec1()?;
+            last = cache.step(self, &[tok])?;
         }
         let mut tokens = Vec::with_capacity(out.len());
         let mut prev = 0;
@@ -296,13 +354,26 @@ impl Engine {
     /// Runs a prompt once (batch 1) and keeps its KV cache and next-token log-probs.
     pub fn prefill(&self, prompt: &str) -> Result<Prefill, LmError> {
         let p = self.encode_prompt(prompt)?;
+        if let Some(q) = &self.cpu {
+            let mut cache = cpu::KvCache::new(self.model.config());
+            let lg = q.forward(&mut [Seq {
+                prefix: None,
+                cache: &mut cache,
+                tokens: &p,
+                logits: Logits::Last,
+            }])?;
+            return Ok(Prefill {
+                cache: PromptCache::Cpu(cache),
+                first: cpu::log_softmax(&lg[0]),
+            });
+        }
         let mut cache = KvCache::new(self.model.config());
         let logits = self
             .model
             .forward(&self.row(&p)?, Some(&mut cache), Ops::Fast)?;
         let first = candle_nn::ops::log_softmax(&logits.i((0, p.len() - 1))?, D::Minus1)?;
         Ok(Prefill {
-            cache,
+            cache: PromptCache::Candle(cache),
             first: first.to_vec1()?,
         })
     }
@@ -313,8 +384,8 @@ impl Engine {
         prefill: &Prefill,
         continuations: &[String],
     ) -> Result<Vec<Scored>, LmError> {
-        let (cache, first) = (&prefill.cache, &prefill.first);
-        let p_len = cache.len();
+        let first = &prefill.first;
+        let p_len = prefill.len();
         let conts = continuations
             .iter()
             .map(|c| self.tokenizer.encode(c))
@@ -337,8 +408,21 @@ impl Engine {
                 n_tokens: c.len(),
             })
             .collect();
-        // longest first, so that each batch pads little; batch size bounded by tokens
         let mut multi: Vec<usize> = (0..conts.len()).filter(|&i| conts[i].len() > 1).collect();
+        let cache = match &prefill.cache {
+            PromptCache::Cpu(pc) => {
+                let q = self.cpu.as_ref().ok_or_else(|| {
+                    LmError::Invalid("a quantized prefill scored on an f32 engine".into())
+                })?;
+                self.score_cpu(q, pc, &conts, &multi, &mut out)?;
+                for s in &mut out {
+                    s.logprob = s.token_logprobs.iter().sum();
+                }
+                return Ok(out);
+            }
+            PromptCache::Candle(c) => c,
+        };
+        // longest first, so that each batch pads little; batch size bounded by tokens
         multi.sort_by_key(|&i| std::cmp::Reverse(conts[i].len()));
         let mut chunks: Vec<&[usize]> = Vec::new();
         let mut rest = multi.as_slice();
@@ -380,6 +464,64 @@ impl Engine {
         Ok(out)
     }
 
+    /// Scores the continuations `multi` (those of two tokens or more) against the prompt
+    /// cache `pc`: every one is its own sequence over the shared prefix, no padding, in
+    /// batches of at most [`SCORE_TOKENS`] rows.
+    fn score_cpu(
+        &self,
+        q: &CpuModel,
+        pc: &cpu::KvCache,
+        conts: &[Vec<u32>],
+        multi: &[usize],
+        out: &mut [Scored],
+    ) -> Result<(), LmError> {
+        let v = self.model.config().vocab_size;
+        let mut rest = multi;
+        while !rest.is_empty() {
+            let mut rows = 0;
+            let n = rest
+                .iter()
+                .take_while(|&&i| {
+                    rows += conts[i].len() - 1;
+                    rows <= SCORE_TOKENS
+                })
+                .count()
+                .max(1);
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let mut caches: Vec<cpu::KvCache> = chunk
+                .iter()
+                .map(|_| cpu::KvCache::new(self.model.config()))
+                .collect();
+            let mut seqs: Vec<Seq> = caches
+                .iter_mut()
+                .zip(chunk)
+                .map(|(c, &i)| Seq {
+                    prefix: Some(pc),
+                    cache: c,
+                    tokens: &conts[i][..conts[i].len() - 1],
+                    logits: Logits::All,
+                })
+                .collect();
+            let lg = q.forward(&mut seqs)?;
+            for (rows, &i) in lg.iter().zip(chunk) {
+                for (j, row) in rows.chunks(v).enumerate() {
+                    let target = conts[i][j + 1] as usize;
+                    out[i].token_logprobs.push(cpu::log_softmax(row)[target]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A decoding state on this engine's path.
+    fn decoder(&self) -> Decoder {
+        match &self.cpu {
+            Some(_) => Decoder::Cpu(cpu::KvCache::new(self.model.config())),
+            None => Decoder::Candle(KvCache::new(self.model.config())),
+        }
+    }
+
     /// Reference scoring: each prompt + continuation runs as one full sequence, no cache.
     pub fn score_naive(
         &self,
@@ -399,9 +541,7 @@ impl Engine {
                     });
                 }
                 let all: Vec<u32> = p.iter().chain(&c).copied().collect();
-                let lg = self.model.forward(&self.row(&all)?, None, Ops::Fast)?;
-                let lg = lg.narrow(1, p.len() - 1, c.len())?;
-                let lp: Vec<f32> = token_logprobs(&lg, &self.row(&c)?)?.i(0)?.to_vec1()?;
+                let lp = self.sequence_logprobs(&all)?[p.len() - 1..].to_vec();
                 Ok(Scored {
                     logprob: lp.iter().sum(),
                     n_tokens: c.len(),
@@ -420,9 +560,7 @@ impl Engine {
         let ids: Vec<u32> = enc.iter().map(|e| e.0).collect();
         let mut token_logprobs = vec![None];
         if ids.len() > 1 {
-            let lg = self.model.forward(&self.row(&ids)?, None, Ops::Fast)?;
-            let lg = lg.narrow(1, 0, ids.len() - 1)?;
-            let lp: Vec<f32> = token_logprobs_of(&lg, &ids[1..], self.model.device())?;
+            let lp = self.sequence_logprobs(&ids)?;
             token_logprobs.extend(lp.into_iter().map(Some));
         }
         let chars: Vec<char> = text.chars().collect();
@@ -441,9 +579,69 @@ impl Engine {
     }
 }
 
-fn token_logprobs_of(lg: &Tensor, targets: &[u32], dev: &Device) -> Result<Vec<f32>, LmError> {
-    let t = Tensor::new(targets, dev)?.unsqueeze(0)?;
-    Ok(token_logprobs(lg, &t)?.i(0)?.to_vec1()?)
+impl Engine {
+    /// The log-prob of each token of `ids` after the ones before it (`ids.len() - 1`
+    /// values), as one sequence without a cache.
+    fn sequence_logprobs(&self, ids: &[u32]) -> Result<Vec<f32>, LmError> {
+        if let Some(q) = &self.cpu {
+            let mut c = cpu::KvCache::new(self.model.config());
+            let lg = q.forward(&mut [Seq {
+                prefix: None,
+                cache: &mut c,
+                tokens: &ids[..ids.len() - 1],
+                logits: Logits::All,
+            }])?;
+            let v = self.model.config().vocab_size;
+            return Ok(lg[0]
+                .chunks(v)
+                .zip(&ids[1..])
+                .map(|(row, &t)| cpu::log_softmax(row)[t as usize])
+                .collect());
+        }
+        let lg = self.model.forward(&self.row(ids)?, None, Ops::Fast)?;
+        let lg = lg.narrow(1, 0, ids.len() - 1)?;
+        let t = Tensor::new(&ids[1..], self.model.device())?.unsqueeze(0)?;
+        Ok(token_logprobs(&lg, &t)?.i(0)?.to_vec1()?)
+    }
+}
+
+/// One sequence being decoded, on the engine's path.
+enum Decoder {
+    Candle(KvCache),
+    Cpu(cpu::KvCache),
+}
+
+impl Decoder {
+    /// Positions cached.
+    fn len(&self) -> usize {
+        match self {
+            Decoder::Candle(c) => c.len(),
+            Decoder::Cpu(c) => c.len(),
+        }
+    }
+
+    /// Appends `ids`; the logits after the last one.
+    fn step(&mut self, e: &Engine, ids: &[u32]) -> Result<Vec<f32>, LmError> {
+        match self {
+            Decoder::Cpu(c) => {
+                let q = e
+                    .cpu
+                    .as_ref()
+                    .ok_or_else(|| LmError::Invalid("no quantized model".into()))?;
+                Ok(q.forward(&mut [Seq {
+                    prefix: None,
+                    cache: c,
+                    tokens: ids,
+                    logits: Logits::Last,
+                }])?
+                .remove(0))
+            }
+            Decoder::Candle(c) => {
+                let lg = e.model.forward(&e.row(ids)?, Some(c), Ops::Fast)?;
+                Ok(lg.i((0, ids.len() - 1))?.to_vec1()?)
+            }
+        }
+    }
 }
 
 enum Job {

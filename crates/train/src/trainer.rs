@@ -499,7 +499,7 @@ pub fn train<M: TrainModel + ?Sized>(
         last = entry.metrics.clone().into_iter().collect();
         progress(state.step, total_steps, &entry);
         let stop = stop_after.is_some_and(|s| state.step >= s);
-        if state.step % config.checkpoint_every.max(1) == 0
+        if state.step.is_multiple_of(config.checkpoint_every.max(1))
             || state.consumed >= total_examples
             || stop
         {

@@ -11,6 +11,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use super::lmargs::PrecisionArg;
+use crate::lm::cpu::simd::Isa;
+use crate::lm::cpu::CpuOptions;
 use crate::lm::local::{DeviceChoice, Engine, LoadOptions, LocalModel};
 use crate::lm::{self, ChatMessage, GenParams, LanguageModel};
 
@@ -59,9 +62,9 @@ pub struct BackendArgs {
     /// Requests in flight at most.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
-    /// Keep a GGUF's projections quantized (local models).
-    #[arg(long)]
-    pub quantized: bool,
+    /// How a local model computes on the CPU: q8_0 (quantized kernels) or f32 (candle).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Q8_0)]
+    pub precision: PrecisionArg,
 }
 
 impl BackendArgs {
@@ -70,7 +73,7 @@ impl BackendArgs {
         match (&self.model, &self.base_url) {
             (Some(p), _) => {
                 let opts = LoadOptions {
-                    quantized: self.quantized,
+                    precision: self.precision.into(),
                     ..LoadOptions::default()
                 };
                 let m = LocalModel::load(p, opts)
@@ -175,9 +178,36 @@ pub struct ModelArgs {
     /// Run on CUDA device 0 (needs a build with `--features cuda`; falls back to the CPU).
     #[arg(long)]
     pub cuda: bool,
-    /// Keep a GGUF's block projections quantized as stored (default: dequantize to f32).
-    #[arg(long)]
-    pub quantized: bool,
+    /// How the model computes on the CPU: q8_0 (quantized kernels) or f32 (candle).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Q8_0)]
+    pub precision: PrecisionArg,
+    /// Kernels of the quantized model (default: the best this CPU supports).
+    #[arg(long, value_enum)]
+    pub isa: Option<IsaArg>,
+    /// Threads of the quantized model (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// `--isa` values (the names of [`Isa`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IsaArg {
+    /// Portable code.
+    Scalar,
+    /// AVX2 + FMA.
+    Avx2,
+    /// AVX-512 VNNI on 256-bit vectors.
+    Avx512vnni,
+}
+
+impl From<IsaArg> for Isa {
+    fn from(i: IsaArg) -> Isa {
+        match i {
+            IsaArg::Scalar => Isa::Scalar,
+            IsaArg::Avx2 => Isa::Avx2,
+            IsaArg::Avx512vnni => Isa::Avx512Vnni,
+        }
+    }
 }
 
 impl ModelArgs {
@@ -188,7 +218,11 @@ impl ModelArgs {
             } else {
                 DeviceChoice::Cpu
             },
-            quantized: self.quantized,
+            precision: self.precision.into(),
+            cpu: CpuOptions {
+                isa: self.isa.map(Isa::from),
+                threads: self.threads,
+            },
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use agentq_app::models::ModelSettings;
-use clap::Args;
+use agentq_app::models::{ModelSettings, Precision};
+use clap::{Args, ValueEnum};
 
 use crate::policy::critic::CriticScheme;
 use crate::policy::prompt::PromptMode;
@@ -37,6 +37,29 @@ pub struct LmArgs {
     /// Critic ranking scheme: iterative (the paper's pick-the-best) or logprob (one prompt).
     #[arg(long, default_value = "iterative")]
     pub critic_scheme: CriticScheme,
+    /// How a local model computes on the CPU: q8_0 (agentq's quantized kernels) or f32
+    /// (candle, the trainer's exact numbers, slower).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Q8_0)]
+    pub precision: PrecisionArg,
+}
+
+/// `--precision` values (the names of [`Precision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    /// Q8_0 weights and activations in agentq's own SIMD kernels.
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// f32 weights in candle's ops.
+    F32,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Precision {
+        match p {
+            PrecisionArg::Q8_0 => Precision::Q8_0,
+            PrecisionArg::F32 => Precision::F32,
+        }
+    }
 }
 
 impl LmArgs {
@@ -51,6 +74,7 @@ impl LmArgs {
             prompt_mode: self.prompt_mode,
             temperature: self.temperature,
             critic_scheme: self.critic_scheme,
+            precision: self.precision.into(),
         }
     }
 }

@@ -346,6 +346,8 @@ mod tests {
         same_names::<super::runs::AgentArg, agentq_app::eval::AgentKind>(|a| a.name());
         same_names::<super::collect::ProposerArg, agentq_app::search::Proposer>(|p| p.name());
         same_names::<super::collect::CriticArg, agentq_app::search::CriticKind>(|c| c.name());
+        same_names::<super::lmargs::PrecisionArg, agentq_app::models::Precision>(|p| p.name());
+        same_names::<super::lm::IsaArg, crate::lm::cpu::simd::Isa>(|i| i.name());
         assert_eq!(
             super::envs::DriverArg::value_variants().len(),
             agentq_app::envs::Driver::ALL.len()
@@ -361,6 +363,14 @@ mod tests {
         assert_eq!(
             super::collect::CriticArg::value_variants().len(),
             agentq_app::search::CriticKind::ALL.len()
+        );
+        assert_eq!(
+            super::lmargs::PrecisionArg::value_variants().len(),
+            agentq_app::models::Precision::ALL.len()
+        );
+        assert_eq!(
+            super::lm::IsaArg::value_variants().len(),
+            crate::lm::cpu::simd::Isa::ALL.len()
         );
     }
 }

@@ -238,11 +238,7 @@ impl CpuModel {
                 down: QMatrix::from_f32(h, f, &f32s(w, &format!("{p}.mlp.down_proj.weight"))?),
             });
         }
-        let embed = QMatrix::from_f32(
-            cfg.vocab_size,
-            h,
-            &f32s(w, "model.embed_tokens.weight")?,
-        );
+        let embed = QMatrix::from_f32(cfg.vocab_size, h, &f32s(w, "model.embed_tokens.weight")?);
         let lm_head = match w.get("lm_head.weight") {
             Some(_) if !cfg.tie_word_embeddings => Some(QMatrix::from_f32(
                 cfg.vocab_size,
@@ -595,7 +591,10 @@ mod tests {
     }
 
     fn reference(m: &Llama, ids: &[u32]) -> Vec<Vec<f32>> {
-        let t = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let t = Tensor::new(ids, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         let lg = m.forward(&t, None, Ops::Differentiable).unwrap();
         (0..ids.len())
             .map(|i| log_softmax(&lg.i((0, i)).unwrap().to_vec1::<f32>().unwrap()))
@@ -640,7 +639,10 @@ mod tests {
             // ≈ 25 nats: ≈ 1 % of that at worst, 0.2 % on average. A wrong rope, mask or
             // head layout moves them by whole nats.
             let mean = sum / n;
-            assert!(worst < 0.25 && mean < 0.05, "{isa:?}: |Δ log p| max {worst}, mean {mean}");
+            assert!(
+                worst < 0.25 && mean < 0.05,
+                "{isa:?}: |Δ log p| max {worst}, mean {mean}"
+            );
         }
     }
 

@@ -26,7 +26,10 @@ pub struct BlockQ8 {
 
 impl BlockQ8 {
     /// The zero block.
-    pub const ZERO: BlockQ8 = BlockQ8 { d: 0.0, qs: [0; QK] };
+    pub const ZERO: BlockQ8 = BlockQ8 {
+        d: 0.0,
+        qs: [0; QK],
+    };
 }
 
 /// Quantizes `x` into `out` (`out.len() == x.len().div_ceil(QK)`; a short last block is
@@ -304,7 +307,8 @@ mod x86 {
             // SAFETY: `i + 8 <= n` elements of both slices are in bounds.
             unsafe {
                 let py = y.as_mut_ptr().add(i);
-                let v = _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(py));
+                let v =
+                    _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(py));
                 _mm256_storeu_ps(py, v);
             }
             i += 8;
@@ -315,7 +319,10 @@ mod x86 {
         }
     }
 
-    const _: () = assert!(QK == 32, "the x86 kernels load a block as one 256-bit vector");
+    const _: () = assert!(
+        QK == 32,
+        "the x86 kernels load a block as one 256-bit vector"
+    );
 }
 
 #[cfg(test)]
@@ -360,7 +367,10 @@ mod tests {
         for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
             let got = dot_q8(isa, &w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
             for r in 0..m {
-                assert!((got[r] - want[r]).abs() <= 1e-4 * want[r].abs().max(1.0), "{isa:?}");
+                assert!(
+                    (got[r] - want[r]).abs() <= 1e-4 * want[r].abs().max(1.0),
+                    "{isa:?}"
+                );
                 let one = dot_q8(isa, &w, [&xs[r]]);
                 assert_eq!(one[0], got[r], "{isa:?}: batching changes nothing");
             }
@@ -372,6 +382,5 @@ mod tests {
                 assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
             }
         }
-        println!("detected: {:?}", Isa::detect());
     }
 }
