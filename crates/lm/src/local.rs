@@ -84,25 +84,16 @@ const SCORE_BATCH: usize = 16;
 /// Batch rows × continuation tokens per batch at most (bounds the logits' memory).
 const SCORE_TOKENS: usize = 2048;
 
-/// A prompt's KV cache, on whichever path computed it.
-enum PromptCache {
-    Candle(KvCache),
-    Cpu(cpu::KvCache),
-}
-
 /// A prompt computed once: its KV cache (batch 1) and the log-probs of the next token.
 pub struct Prefill {
-    cache: PromptCache,
+    cache: Cache,
     first: Vec<f32>,
 }
 
 impl Prefill {
     /// Number of prompt tokens.
     pub fn len(&self) -> usize {
-        match &self.cache {
-            PromptCache::Candle(c) => c.len(),
-            PromptCache::Cpu(c) => c.len(),
-        }
+        self.cache.len()
     }
 
     /// Whether the prompt is empty (never: prompts must have a token).
@@ -119,12 +110,6 @@ pub struct Engine {
     tokenizer: Tokenizer,
     chat: ChatTemplate,
     describe: String,
-}
-
-fn log_softmax_vec(logits: &[f32]) -> Vec<f32> {
-    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let lse = logits.iter().map(|x| (x - m).exp()).sum::<f32>().ln() + m;
-    logits.iter().map(|x| x - lse).collect()
 }
 
 fn sample(logprobs: &[f32], params: &GenParams, rng: &mut Rng) -> u32 {
@@ -284,7 +269,7 @@ impl Engine {
         let ids = self.encode_prompt(prompt)?;
         let ctx = self.model.config().max_position_embeddings;
         let mut rng = Rng::new(params.seed);
-        let mut cache = self.decoder();
+        let mut cache = self.empty_cache();
         let mut last = cache.step(self, &ids)?;
         let mut out: Vec<u32> = Vec::new();
         let mut logprobs = Vec::new();
@@ -292,7 +277,7 @@ impl Engine {
         let mut finish = "length";
         let mut text = String::new();
         while out.len() < params.max_tokens && cache.len() < ctx {
-            let lp = log_softmax_vec(&last);
+            let lp = cpu::log_softmax(&last);
             let tok = sample(&lp, params, &mut rng);
             if self.tokenizer.eos_ids().contains(&tok) {
                 finish = "stop";
@@ -354,17 +339,12 @@ impl Engine {
     /// Runs a prompt once (batch 1) and keeps its KV cache and next-token log-probs.
     pub fn prefill(&self, prompt: &str) -> Result<Prefill, LmError> {
         let p = self.encode_prompt(prompt)?;
-        if let Some(q) = &self.cpu {
-            let mut cache = cpu::KvCache::new(self.model.config());
-            let lg = q.forward(&mut [Seq {
-                prefix: None,
-                cache: &mut cache,
-                tokens: &p,
-                logits: Logits::Last,
-            }])?;
+        if self.cpu.is_some() {
+            let mut cache = self.empty_cache();
+            let last = cache.step(self, &p)?;
             return Ok(Prefill {
-                cache: PromptCache::Cpu(cache),
-                first: cpu::log_softmax(&lg[0]),
+                cache,
+                first: cpu::log_softmax(&last),
             });
         }
         let mut cache = KvCache::new(self.model.config());
@@ -373,7 +353,7 @@ impl Engine {
             .forward(&self.row(&p)?, Some(&mut cache), Ops::Fast)?;
         let first = candle_nn::ops::log_softmax(&logits.i((0, p.len() - 1))?, D::Minus1)?;
         Ok(Prefill {
-            cache: PromptCache::Candle(cache),
+            cache: Cache::Candle(cache),
             first: first.to_vec1()?,
         })
     }
@@ -410,7 +390,7 @@ impl Engine {
             .collect();
         let mut multi: Vec<usize> = (0..conts.len()).filter(|&i| conts[i].len() > 1).collect();
         let cache = match &prefill.cache {
-            PromptCache::Cpu(pc) => {
+            Cache::Cpu(pc) => {
                 let q = self.cpu.as_ref().ok_or_else(|| {
                     LmError::Invalid("a quantized prefill scored on an f32 engine".into())
                 })?;
@@ -420,7 +400,7 @@ impl Engine {
                 }
                 return Ok(out);
             }
-            PromptCache::Candle(c) => c,
+            Cache::Candle(c) => c,
         };
         // longest first, so that each batch pads little; batch size bounded by tokens
         multi.sort_by_key(|&i| std::cmp::Reverse(conts[i].len()));
@@ -506,19 +486,19 @@ impl Engine {
             let lg = q.forward(&mut seqs)?;
             for (rows, &i) in lg.iter().zip(chunk) {
                 for (j, row) in rows.chunks(v).enumerate() {
-                    let target = conts[i][j + 1] as usize;
-                    out[i].token_logprobs.push(cpu::log_softmax(row)[target]);
+                    let target = conts[i][j + 1];
+                    out[i].token_logprobs.push(cpu::token_logprob(row, target));
                 }
             }
         }
         Ok(())
     }
 
-    /// A decoding state on this engine's path.
-    fn decoder(&self) -> Decoder {
+    /// An empty cache on this engine's path.
+    fn empty_cache(&self) -> Cache {
         match &self.cpu {
-            Some(_) => Decoder::Cpu(cpu::KvCache::new(self.model.config())),
-            None => Decoder::Candle(KvCache::new(self.model.config())),
+            Some(_) => Cache::Cpu(cpu::KvCache::new(self.model.config())),
+            None => Cache::Candle(KvCache::new(self.model.config())),
         }
     }
 
@@ -595,7 +575,7 @@ impl Engine {
             return Ok(lg[0]
                 .chunks(v)
                 .zip(&ids[1..])
-                .map(|(row, &t)| cpu::log_softmax(row)[t as usize])
+                .map(|(row, &t)| cpu::token_logprob(row, t))
                 .collect());
         }
         let lg = self.model.forward(&self.row(ids)?, None, Ops::Fast)?;
@@ -605,25 +585,26 @@ impl Engine {
     }
 }
 
-/// One sequence being decoded, on the engine's path.
-enum Decoder {
+/// One sequence's KV cache (a prompt, or a sequence being decoded), on whichever path the
+/// engine computes.
+enum Cache {
     Candle(KvCache),
     Cpu(cpu::KvCache),
 }
 
-impl Decoder {
+impl Cache {
     /// Positions cached.
     fn len(&self) -> usize {
         match self {
-            Decoder::Candle(c) => c.len(),
-            Decoder::Cpu(c) => c.len(),
+            Cache::Candle(c) => c.len(),
+            Cache::Cpu(c) => c.len(),
         }
     }
 
     /// Appends `ids`; the logits after the last one.
     fn step(&mut self, e: &Engine, ids: &[u32]) -> Result<Vec<f32>, LmError> {
         match self {
-            Decoder::Cpu(c) => {
+            Cache::Cpu(c) => {
                 let q = e
                     .cpu
                     .as_ref()
@@ -636,7 +617,7 @@ impl Decoder {
                 }])?
                 .remove(0))
             }
-            Decoder::Candle(c) => {
+            Cache::Candle(c) => {
                 let lg = e.model.forward(&e.row(ids)?, Some(c), Ops::Fast)?;
                 Ok(lg.i((0, ids.len() - 1))?.to_vec1()?)
             }
@@ -810,7 +791,7 @@ mod tests {
     use super::*;
 
     fn lp(v: &[f32]) -> Vec<f32> {
-        log_softmax_vec(v)
+        cpu::log_softmax(v)
     }
 
     #[test]

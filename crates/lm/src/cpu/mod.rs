@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-use self::simd::{dequantize_row, dot_f32, dot_q8, quantize_row, BlockQ8, Isa, QK};
+use self::simd::{dequantize_row, quantize_row, BlockQ8, Isa, Kernels, QK};
 use crate::llama::{Config, Llama};
 use crate::LmError;
 
@@ -162,7 +162,7 @@ struct Layer {
 /// The quantized decoder (see the module documentation).
 pub struct CpuModel {
     cfg: Config,
-    isa: Isa,
+    kernels: Kernels,
     pool: rayon::ThreadPool,
     threads: usize,
     embed: QMatrix,
@@ -257,10 +257,10 @@ impl CpuModel {
             .thread_name(|i| format!("agentq-lm-{i}"))
             .build()
             .map_err(|e| bad(format!("thread pool: {e}")))?;
-        let isa = match opts.isa {
-            Some(i) if i.supported() => i,
-            _ => Isa::detect(),
-        };
+        let kernels = opts
+            .isa
+            .and_then(Kernels::new)
+            .unwrap_or_else(Kernels::best);
         let n = cfg.max_position_embeddings.clamp(1, 32_768);
         let half = hd / 2;
         let (mut cos, mut sin) = (Vec::with_capacity(n * half), Vec::with_capacity(n * half));
@@ -275,7 +275,7 @@ impl CpuModel {
         Ok(CpuModel {
             norm: f32s(w, "model.norm.weight")?,
             cfg,
-            isa,
+            kernels,
             pool,
             threads,
             embed,
@@ -293,7 +293,7 @@ impl CpuModel {
 
     /// The kernels in use.
     pub fn isa(&self) -> Isa {
-        self.isa
+        self.kernels.isa()
     }
 
     /// Worker threads.
@@ -476,7 +476,10 @@ impl CpuModel {
         ];
         for (k, _, n) in parts.iter().flatten() {
             for t in 0..*n {
-                scores.push(dot_f32(self.isa, q, &k[t * kvw + col..t * kvw + col + hd]));
+                scores.push(
+                    self.kernels
+                        .dot_f32(q, &k[t * kvw + col..t * kvw + col + hd]),
+                );
             }
         }
         let mx = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -490,7 +493,8 @@ impl CpuModel {
         for (_, v, n) in parts.iter().flatten() {
             for t in 0..*n {
                 let p = scores[i] / sum;
-                simd::axpy(self.isa, p, &v[t * kvw + col..t * kvw + col + hd], out);
+                self.kernels
+                    .axpy(p, &v[t * kvw + col..t * kvw + col + hd], out);
                 i += 1;
             }
         }
@@ -549,14 +553,16 @@ impl CpuModel {
                         let wr = w.row(j);
                         let mut r = rb;
                         while r + 4 <= re {
-                            let d = dot_q8(self.isa, wr, [xr(r), xr(r + 1), xr(r + 2), xr(r + 3)]);
+                            let d = self
+                                .kernels
+                                .dot_q8(wr, [xr(r), xr(r + 1), xr(r + 2), xr(r + 3)]);
                             for (i, v) in d.into_iter().enumerate() {
                                 local[(r + i) * cw + (j - j0)] = v;
                             }
                             r += 4;
                         }
                         while r < re {
-                            local[r * cw + (j - j0)] = dot_q8(self.isa, wr, [xr(r)])[0];
+                            local[r * cw + (j - j0)] = self.kernels.dot_q8(wr, [xr(r)])[0];
                             r += 1;
                         }
                     }
@@ -573,11 +579,23 @@ impl CpuModel {
     }
 }
 
+/// `log Σ exp` of one logits row.
+fn log_sum_exp(logits: &[f32]) -> f32 {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    logits.iter().map(|x| (x - m).exp()).sum::<f32>().ln() + m
+}
+
 /// `log_softmax` of one logits row.
 pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = logits.iter().map(|x| (x - m).exp()).sum::<f32>().ln() + m;
+    let lse = log_sum_exp(logits);
     logits.iter().map(|x| x - lse).collect()
+}
+
+/// `log_softmax(logits)[token]`, without building the whole row.
+pub fn token_logprob(logits: &[f32], token: u32) -> f32 {
+    logits
+        .get(token as usize)
+        .map_or(f32::NEG_INFINITY, |x| x - log_sum_exp(logits))
 }
 
 #[cfg(test)]

@@ -109,27 +109,59 @@ impl Isa {
             Isa::Avx512Vnni => "avx512vnni",
         }
     }
+}
 
-    /// `self` if this CPU supports it, else the best supported set.
-    fn usable(self) -> Isa {
-        if self.supported() {
-            self
-        } else {
-            Isa::detect()
-        }
+/// The kernels of an instruction set this CPU was checked to support — the only way to call
+/// them, so the check happens once, not per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kernels(Isa);
+
+impl Kernels {
+    /// The best set this CPU supports.
+    pub fn best() -> Kernels {
+        Kernels(Isa::detect())
+    }
+
+    /// The kernels of `isa`, if this CPU supports it.
+    pub fn new(isa: Isa) -> Option<Kernels> {
+        isa.supported().then_some(Kernels(isa))
+    }
+
+    /// The instruction set.
+    pub fn isa(self) -> Isa {
+        self.0
+    }
+
+    /// `out[r] = Σ_b w[b] · xs[r][b]` for `R` activation rows against one weight row (every
+    /// row has `w.len()` blocks).
+    #[inline]
+    pub fn dot_q8<const R: usize>(self, w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R] {
+        dot_q8(self.0, w, xs)
+    }
+
+    /// `Σ a[i] b[i]`.
+    #[inline]
+    pub fn dot_f32(self, a: &[f32], b: &[f32]) -> f32 {
+        dot_f32(self.0, a, b)
+    }
+
+    /// `y[i] += a · x[i]`.
+    #[inline]
+    pub fn axpy(self, a: f32, x: &[f32], y: &mut [f32]) {
+        axpy(self.0, a, x, y)
     }
 }
 
-/// `out[r] = Σ_b w[b] · xs[r][b]` for `R` activation rows against one weight row (every
-/// row has `w.len()` blocks).
+/// [`Kernels::dot_q8`]; `isa` must be supported (a [`Kernels`] value says so).
 #[inline]
-pub fn dot_q8<const R: usize>(isa: Isa, w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R] {
+fn dot_q8<const R: usize>(isa: Isa, w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R] {
     for x in &xs {
         assert_eq!(x.len(), w.len(), "dot_q8: rows of different lengths");
     }
-    match isa.usable() {
+    match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `usable` returned a set this CPU supports, and the lengths match.
+        // SAFETY: only a `Kernels` value (checked against this CPU) calls this, and the
+        // lengths match.
         Isa::Avx512Vnni => unsafe { x86::dot_q8_vnni(w, xs) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
@@ -156,24 +188,24 @@ fn dot_q8_scalar<const R: usize>(w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R]
     out
 }
 
-/// `Σ a[i] b[i]`.
+/// [`Kernels::dot_f32`]; `isa` must be supported.
 #[inline]
-pub fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "dot_f32: lengths differ");
-    match isa.usable() {
+    match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `usable` returned a set this CPU supports (both include AVX2 + FMA), and
-        // the lengths match.
+        // SAFETY: only a `Kernels` value calls this (both sets include AVX2 + FMA), and the
+        // lengths match.
         Isa::Avx2 | Isa::Avx512Vnni => unsafe { x86::dot_f32_avx2(a, b) },
         _ => a.iter().zip(b).map(|(x, y)| x * y).sum(),
     }
 }
 
-/// `y[i] += a · x[i]`.
+/// [`Kernels::axpy`]; `isa` must be supported.
 #[inline]
-pub fn axpy(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
+fn axpy(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "axpy: lengths differ");
-    match isa.usable() {
+    match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot_f32`.
         Isa::Avx2 | Isa::Avx512Vnni => unsafe { x86::axpy_avx2(a, x, y) },
@@ -364,20 +396,21 @@ mod tests {
         let want = dot_q8_scalar(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
         let (a, b) = (rows(3, 67), rows(4, 67));
         let want_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
-            let got = dot_q8(isa, &w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
+        for k in Isa::ALL.into_iter().filter_map(Kernels::new) {
+            let isa = k.isa();
+            let got = k.dot_q8(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
             for r in 0..m {
                 assert!(
                     (got[r] - want[r]).abs() <= 1e-4 * want[r].abs().max(1.0),
                     "{isa:?}"
                 );
-                let one = dot_q8(isa, &w, [&xs[r]]);
+                let one = k.dot_q8(&w, [&xs[r]]);
                 assert_eq!(one[0], got[r], "{isa:?}: batching changes nothing");
             }
-            let d = dot_f32(isa, &a, &b);
+            let d = k.dot_f32(&a, &b);
             assert!((d - want_dot).abs() < 1e-4, "{isa:?}: {d} vs {want_dot}");
             let mut y = b.clone();
-            axpy(isa, 0.5, &a, &mut y);
+            k.axpy(0.5, &a, &mut y);
             for i in 0..a.len() {
                 assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
             }
