@@ -270,6 +270,54 @@ fn tiny_cached_batched_scoring_equals_naive() {
     assert!((s[0] - batched[0].logprob).abs() < 1e-3);
 }
 
+#[test]
+fn tiny_prefix_cache_reuses_prompts_without_changing_results() {
+    let opts = agentq::lm::cpu::CpuOptions::default();
+    let cached = tiny::engine(5, false).unwrap().quantized(opts).unwrap();
+    let cold = tiny::engine(5, false)
+        .unwrap()
+        .quantized(opts)
+        .unwrap()
+        .with_prefix_cache(0);
+    let render = |user: &str| cached.chat().render(&chat_prompt(user), true).unwrap();
+    // the same system text, then diverging instructions; one prompt comes back
+    let prompts = [
+        render("Add the blue cotton t-shirt to the cart."),
+        render("Add the blue cotton t-shirt to the cart, size large."),
+        render("Find a wireless mouse."),
+        render("Add the blue cotton t-shirt to the cart."),
+    ];
+    let c = candidates();
+    let params = GenParams {
+        max_tokens: 12,
+        temperature: 0.8,
+        seed: 4,
+        ..GenParams::default()
+    };
+    for p in &prompts {
+        let (a, b) = (cached.score(p, &c).unwrap(), cold.score(p, &c).unwrap());
+        assert_eq!(
+            a.iter().map(|s| &s.token_logprobs).collect::<Vec<_>>(),
+            b.iter().map(|s| &s.token_logprobs).collect::<Vec<_>>(),
+            "scores over cached prefixes equal cold ones bit for bit"
+        );
+        let (g, h) = (
+            cached.generate(p, &params).unwrap(),
+            cold.generate(p, &params).unwrap(),
+        );
+        assert_eq!((g.text, g.logprobs), (h.text, h.logprobs));
+    }
+    let s = cached.prefix_stats();
+    assert_eq!(s.lookups, 8);
+    // after the first prompt every lookup finds at least the system message
+    assert!(s.hit_rate() > 0.6, "{s:?}");
+    assert_eq!(cold.prefix_stats().hits, 0);
+    assert_eq!(cold.prefix_stats().held, 0);
+    // the naive reference agrees as well
+    let naive = cached.score_naive(&prompts[3], &c).unwrap();
+    assert_scores_close(&cached.score(&prompts[3], &c).unwrap(), &naive, 1e-4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_model_batches_concurrent_scores_without_changing_them() {
     let m = Arc::new(LocalModel::from_engine(tiny::engine(5, false).unwrap()));
@@ -550,6 +598,20 @@ fn smollm2_cached_batched_scoring_equals_naive() {
     let naive = e.score_naive(&prompt, &c).unwrap();
     // one shared prompt pass + one batch of continuations = each continuation run cold
     assert_scores_close(&batched, &naive, 1e-4);
+    // the prompt again, from the prefix cache this time, and a prompt sharing its start
+    let before = e.prefix_stats();
+    assert_scores_close(&e.score(&prompt, &c).unwrap(), &naive, 1e-4);
+    let other = format!("{}Clicking", prompt);
+    assert_scores_close(
+        &e.score(&other, &c).unwrap(),
+        &e.score_naive(&other, &c).unwrap(),
+        1e-4,
+    );
+    // the second pass reuses all but the last prompt token (other tests share this
+    // engine, and can only add hits)
+    let n = e.tokenizer().encode(&prompt).unwrap().len() as u64;
+    let after = e.prefix_stats();
+    assert!(after.hits - before.hits >= n - 1, "{before:?} -> {after:?}");
     // a plausible action beats gibberish
     let s = e
         .score(

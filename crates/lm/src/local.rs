@@ -8,11 +8,12 @@
 //! and talks to it over a channel, so async callers never block the runtime.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 
 use candle_core::{Device, IndexOp, Tensor, D};
 
 use super::chat::ChatTemplate;
+use super::cpu::prefix::{Hit, PrefixCache, PrefixStats};
 use super::cpu::{self, CpuModel, CpuOptions, Logits, Seq};
 use super::llama::{token_logprobs, KvCache, Llama, Ops};
 use super::tokenizer::Tokenizer;
@@ -77,14 +78,22 @@ pub struct LoadOptions {
     pub precision: Precision,
     /// Kernels and threads of the quantized CPU model.
     pub cpu: CpuOptions,
+    /// Bytes of the prefix cache of the quantized CPU model (`None`:
+    /// [`DEFAULT_PREFIX_CACHE_BYTES`]; `Some(0)`: no cache).
+    pub prefix_cache_bytes: Option<usize>,
 }
+
+/// Default bound of the prefix cache: 384 MiB, ≈ 8,500 positions of SmolLM2-135M (a dozen
+/// WebShop prompts).
+pub const DEFAULT_PREFIX_CACHE_BYTES: usize = 384 << 20;
 
 /// Continuations scored in one batch at most.
 const SCORE_BATCH: usize = 16;
 /// Batch rows × continuation tokens per batch at most (bounds the logits' memory).
 const SCORE_TOKENS: usize = 2048;
 
-/// A prompt computed once: its KV cache (batch 1) and the log-probs of the next token.
+/// A prompt computed once: its KV cache (batch 1; on the quantized path the cached
+/// segments it reused and its own positions) and the log-probs of the next token.
 pub struct Prefill {
     cache: Cache,
     first: Vec<f32>,
@@ -107,6 +116,8 @@ pub struct Engine {
     model: Llama,
     /// The quantized CPU model inference runs on, when there is one.
     cpu: Option<CpuModel>,
+    /// Prompt prefixes computed before, shared across calls (quantized path only).
+    prefixes: Mutex<PrefixCache>,
     tokenizer: Tokenizer,
     chat: ChatTemplate,
     describe: String,
@@ -170,6 +181,7 @@ impl Engine {
         Engine {
             model,
             cpu: None,
+            prefixes: Mutex::new(PrefixCache::new(DEFAULT_PREFIX_CACHE_BYTES)),
             tokenizer,
             chat,
             describe,
@@ -199,6 +211,52 @@ impl Engine {
         self.cpu.as_ref()
     }
 
+    /// Bounds the prefix cache to `bytes` (0: no cache), dropping what it holds.
+    pub fn with_prefix_cache(self, bytes: usize) -> Self {
+        if let Ok(mut p) = self.prefixes.lock() {
+            *p = PrefixCache::new(bytes);
+        }
+        self
+    }
+
+    /// Counters of the prefix cache (all zero on the f32 path, which has none).
+    pub fn prefix_stats(&self) -> PrefixStats {
+        self.prefixes.lock().map(|p| p.stats()).unwrap_or_default()
+    }
+
+    /// Empties the prefix cache (for cold measurements; the counters stay).
+    pub fn clear_prefix_cache(&self) {
+        if let Ok(mut p) = self.prefixes.lock() {
+            p.clear();
+        }
+    }
+
+    /// Starts a sequence with prompt `ids`: on the quantized path the longest cached
+    /// prefix (all but the last token at most) is reused and the new positions are cached
+    /// for later calls. Returns the sequence's cache and the logits after the prompt.
+    fn start(&self, ids: &[u32]) -> Result<(Cache, Vec<f32>), LmError> {
+        if self.cpu.is_none() {
+            let mut cache = Cache::Candle(KvCache::new(self.model.config()));
+            let last = cache.step(self, ids)?;
+            return Ok((cache, last));
+        }
+        let hit = self
+            .prefixes
+            .lock()
+            .map(|mut p| p.lookup(ids, ids.len() - 1))
+            .unwrap_or_default();
+        let mut cache = Cache::Cpu {
+            own: cpu::KvCache::new(self.model.config()),
+            hit,
+        };
+        let from = cache.len();
+        let last = cache.step(self, &ids[from..])?;
+        if let (Cache::Cpu { own, .. }, Ok(mut p)) = (&cache, self.prefixes.lock()) {
+            p.insert(ids, from, own);
+        }
+        Ok((cache, last))
+    }
+
     /// Loads a `.gguf` file or a Hugging Face directory.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self, LmError> {
         let device = opts.device.device();
@@ -218,6 +276,10 @@ impl Engine {
             l.tokenizer,
             l.chat,
             format!("candle:{name} (f32, {dev})"),
+        );
+        let engine = engine.with_prefix_cache(
+            opts.prefix_cache_bytes
+                .unwrap_or(DEFAULT_PREFIX_CACHE_BYTES),
         );
         match opts.precision {
             Precision::Q8_0 => engine.quantized(opts.cpu),
@@ -269,8 +331,7 @@ impl Engine {
         let ids = self.encode_prompt(prompt)?;
         let ctx = self.model.config().max_position_embeddings;
         let mut rng = Rng::new(params.seed);
-        let mut cache = self.empty_cache();
-        let mut last = cache.step(self, &ids)?;
+        let (mut cache, mut last) = self.start(&ids)?;
         let mut out: Vec<u32> = Vec::new();
         let mut logprobs = Vec::new();
         let mut ends = Vec::new(); // byte length of the decoded text after each token
@@ -340,8 +401,7 @@ impl Engine {
     pub fn prefill(&self, prompt: &str) -> Result<Prefill, LmError> {
         let p = self.encode_prompt(prompt)?;
         if self.cpu.is_some() {
-            let mut cache = self.empty_cache();
-            let last = cache.step(self, &p)?;
+            let (cache, last) = self.start(&p)?;
             return Ok(Prefill {
                 cache,
                 first: cpu::log_softmax(&last),
@@ -390,11 +450,13 @@ impl Engine {
             .collect();
         let mut multi: Vec<usize> = (0..conts.len()).filter(|&i| conts[i].len() > 1).collect();
         let cache = match &prefill.cache {
-            Cache::Cpu(pc) => {
+            Cache::Cpu { hit, own } => {
                 let q = self.cpu.as_ref().ok_or_else(|| {
                     LmError::Invalid("a quantized prefill scored on an f32 engine".into())
                 })?;
-                self.score_cpu(q, pc, &conts, &multi, &mut out)?;
+                let mut chain = hit.refs();
+                chain.push(own);
+                self.score_cpu(q, &chain, &conts, &multi, &mut out)?;
                 for s in &mut out {
                     s.logprob = s.token_logprobs.iter().sum();
                 }
@@ -444,13 +506,13 @@ impl Engine {
         Ok(out)
     }
 
-    /// Scores the continuations `multi` (those of two tokens or more) against the prompt
-    /// cache `pc`: every one is its own sequence over the shared prefix, no padding, in
-    /// batches of at most [`SCORE_TOKENS`] rows.
+    /// Scores the continuations `multi` (those of two tokens or more) against the prompt's
+    /// cache segments `pc`: every one is its own sequence over the shared prefix, no
+    /// padding, in batches of at most [`SCORE_TOKENS`] rows.
     fn score_cpu(
         &self,
         q: &CpuModel,
-        pc: &cpu::KvCache,
+        pc: &[&cpu::KvCache],
         conts: &[Vec<u32>],
         multi: &[usize],
         out: &mut [Scored],
@@ -477,7 +539,7 @@ impl Engine {
                 .iter_mut()
                 .zip(chunk)
                 .map(|(c, &i)| Seq {
-                    prefix: Some(pc),
+                    prefix: pc,
                     cache: c,
                     tokens: &conts[i][..conts[i].len() - 1],
                     logits: Logits::All,
@@ -492,14 +554,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// An empty cache on this engine's path.
-    fn empty_cache(&self) -> Cache {
-        match &self.cpu {
-            Some(_) => Cache::Cpu(cpu::KvCache::new(self.model.config())),
-            None => Cache::Candle(KvCache::new(self.model.config())),
-        }
     }
 
     /// Reference scoring: each prompt + continuation runs as one full sequence, no cache.
@@ -566,7 +620,7 @@ impl Engine {
         if let Some(q) = &self.cpu {
             let mut c = cpu::KvCache::new(self.model.config());
             let lg = q.forward(&mut [Seq {
-                prefix: None,
+                prefix: &[],
                 cache: &mut c,
                 tokens: &ids[..ids.len() - 1],
                 logits: Logits::All,
@@ -589,7 +643,11 @@ impl Engine {
 /// engine computes.
 enum Cache {
     Candle(KvCache),
-    Cpu(cpu::KvCache),
+    /// Segments shared through the prefix cache, then the sequence's own positions.
+    Cpu {
+        hit: Hit,
+        own: cpu::KvCache,
+    },
 }
 
 impl Cache {
@@ -597,21 +655,21 @@ impl Cache {
     fn len(&self) -> usize {
         match self {
             Cache::Candle(c) => c.len(),
-            Cache::Cpu(c) => c.len(),
+            Cache::Cpu { hit, own } => hit.len + own.len(),
         }
     }
 
     /// Appends `ids`; the logits after the last one.
     fn step(&mut self, e: &Engine, ids: &[u32]) -> Result<Vec<f32>, LmError> {
         match self {
-            Cache::Cpu(c) => {
+            Cache::Cpu { hit, own } => {
                 let q = e
                     .cpu
                     .as_ref()
                     .ok_or_else(|| LmError::Invalid("no quantized model".into()))?;
                 Ok(q.forward(&mut [Seq {
-                    prefix: None,
-                    cache: c,
+                    prefix: &hit.refs(),
+                    cache: own,
                     tokens: ids,
                     logits: Logits::Last,
                 }])?

@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use super::lmargs::PrecisionArg;
 use crate::lm::cpu::simd::Isa;
 use crate::lm::cpu::CpuOptions;
-use crate::lm::local::{DeviceChoice, Engine, LoadOptions, LocalModel};
+use crate::lm::local::{DeviceChoice, Engine, LoadOptions, LocalModel, DEFAULT_PREFIX_CACHE_BYTES};
 use crate::lm::{self, ChatMessage, GenParams, LanguageModel};
 
 /// `agentq model …`
@@ -187,6 +187,10 @@ pub struct ModelArgs {
     /// Threads of the quantized model (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// MiB of keys and values the quantized model keeps of earlier prompts, so that a
+    /// prompt starting like an earlier one is computed only from where it differs (0: off).
+    #[arg(long, default_value_t = DEFAULT_PREFIX_CACHE_BYTES >> 20)]
+    pub prefix_cache_mib: usize,
 }
 
 /// `--isa` values (the names of [`Isa`]).
@@ -223,6 +227,7 @@ impl ModelArgs {
                 isa: self.isa.map(Isa::from),
                 threads: self.threads,
             },
+            prefix_cache_bytes: Some(self.prefix_cache_mib << 20),
         }
     }
 }
@@ -254,6 +259,10 @@ pub struct BenchLmArgs {
     /// Print the figures as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the exact inputs (prompt text, candidates, token counts) as JSON to this
+    /// file, so another engine can be timed on the same ones (`benches/llamacpp.py`).
+    #[arg(long)]
+    pub inputs_out: Option<PathBuf>,
 }
 
 /// Runs `agentq model …`.
@@ -494,7 +503,7 @@ pub(super) fn synthetic_page_prompt(
 }
 
 fn bench_lm(a: BenchLmArgs) -> Result<()> {
-    let pb = indicatif::ProgressBar::new(5);
+    let pb = indicatif::ProgressBar::new(6);
     pb.set_style(
         indicatif::ProgressStyle::with_template("{msg:>24} [{bar:20}] {pos}/{len} {elapsed}")
             .expect("invariant: static template")
@@ -509,30 +518,6 @@ fn bench_lm(a: BenchLmArgs) -> Result<()> {
     pb.set_message("building prompt");
     let prompt = bench_prompt(&engine, a.prompt_tokens)?;
     let n_prompt = engine.tokenizer().encode(&prompt)?.len();
-    pb.inc(1);
-    pb.set_message("prompt (1 token out)");
-    let one = GenParams {
-        max_tokens: 1,
-        ..GenParams::default()
-    };
-    let t = Instant::now();
-    engine.generate(&prompt, &one)?;
-    let prompt_s = t.elapsed().as_secs_f64();
-    pb.inc(1);
-    pb.set_message("generation");
-    let params = GenParams {
-        max_tokens: a.gen_tokens + 1,
-        temperature: 1.0,
-        seed: 7,
-        ..GenParams::default()
-    };
-    let t = Instant::now();
-    let g = engine.generate(&prompt, &params)?;
-    let gen_total = t.elapsed().as_secs_f64();
-    let gen_n = g.tokens.len().saturating_sub(1);
-    let gen_s = (gen_total - prompt_s).max(1e-9);
-    pb.inc(1);
-    pb.set_message("scoring 10 candidates");
     let cands: Vec<String> = [
         "search[wireless mouse]",
         "click[Buy Now]",
@@ -548,6 +533,45 @@ fn bench_lm(a: BenchLmArgs) -> Result<()> {
     .iter()
     .map(|c| format!("{c}<|im_end|>"))
     .collect();
+    if let Some(path) = &a.inputs_out {
+        let v = serde_json::json!({
+            "model": a.model.model,
+            "prompt": prompt,
+            "prompt_tokens": n_prompt,
+            "gen_tokens": a.gen_tokens,
+            "candidates": cands,
+        });
+        agentq_core::fs::write_atomic(path, serde_json::to_string_pretty(&v)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    pb.inc(1);
+    // Every cold figure starts from an empty prefix cache.
+    pb.set_message("prompt (1 token out)");
+    let one = GenParams {
+        max_tokens: 1,
+        ..GenParams::default()
+    };
+    engine.clear_prefix_cache();
+    let t = Instant::now();
+    engine.generate(&prompt, &one)?;
+    let prompt_s = t.elapsed().as_secs_f64();
+    pb.inc(1);
+    // Generation over the cached prompt: every step is one single-token pass at a context
+    // of ≈ n_prompt (the first one recomputes the prompt's last token).
+    pb.set_message("generation");
+    let params = GenParams {
+        max_tokens: a.gen_tokens,
+        temperature: 1.0,
+        seed: 7,
+        ..GenParams::default()
+    };
+    let t = Instant::now();
+    let g = engine.generate(&prompt, &params)?;
+    let gen_s = t.elapsed().as_secs_f64().max(1e-9);
+    let gen_n = g.tokens.len();
+    pb.inc(1);
+    pb.set_message("scoring 10 candidates");
+    engine.clear_prefix_cache();
     let t = Instant::now();
     let prefill = engine.prefill(&prompt)?;
     let prefill_s = t.elapsed().as_secs_f64();
@@ -555,6 +579,19 @@ fn bench_lm(a: BenchLmArgs) -> Result<()> {
     let scored = engine.score_after(&prefill, &cands)?;
     let batch_s = t.elapsed().as_secs_f64();
     let score_s = prefill_s + batch_s;
+    drop(prefill);
+    pb.inc(1);
+    // The same request again: the prompt comes from the prefix cache (a critic or a tree
+    // search revisiting a page).
+    pb.set_message("scoring again (cached)");
+    let t = Instant::now();
+    let again = engine.score(&prompt, &cands)?;
+    let warm_s = t.elapsed().as_secs_f64();
+    let warm_diff = scored
+        .iter()
+        .zip(&again)
+        .map(|(x, y)| (x.logprob - y.logprob).abs())
+        .fold(0f32, f32::max);
     let naive_s = if a.naive {
         let t = Instant::now();
         let naive = engine.score_naive(&prompt, &cands)?;
@@ -572,6 +609,8 @@ fn bench_lm(a: BenchLmArgs) -> Result<()> {
     pb.finish_and_clear();
     let prompt_tps = n_prompt as f64 / prompt_s;
     let gen_tps = gen_n as f64 / gen_s;
+    let cache = engine.prefix_stats();
+    let peak = super::train::peak_rss_mib();
     if a.json {
         let v = serde_json::json!({
             "model": engine.describe(),
@@ -580,12 +619,18 @@ fn bench_lm(a: BenchLmArgs) -> Result<()> {
             "prompt_s": prompt_s,
             "prompt_tok_per_s": prompt_tps,
             "gen_tokens": gen_n,
+            "gen_s": gen_s,
             "gen_tok_per_s": gen_tps,
             "score_10_s": score_s,
             "score_10_prefill_s": prefill_s,
             "score_10_batch_s": batch_s,
+            "score_10_cached_s": warm_s,
+            "score_10_cached_max_abs_diff": warm_diff,
             "score_10_naive_s": naive_s.map(|x| x.0),
             "naive_max_abs_diff": naive_s.map(|x| x.1),
+            "prefix_cache": cache,
+            "prefix_cache_hit_rate": cache.hit_rate(),
+            "peak_rss_mib": peak,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -605,11 +650,26 @@ fn bench_lm(a: BenchLmArgs) -> Result<()> {
         out,
         "score 10 cands     {score_s:.2} s = prompt once {prefill_s:.2} s + one batch of 10 {batch_s:.2} s"
     )?;
+    writeln!(
+        out,
+        "score 10 again     {warm_s:.2} s (prompt from the prefix cache; max |Δ logprob| {warm_diff:.5})"
+    )?;
     if let Some((s, d)) = naive_s {
         writeln!(
             out,
             "score naive        {s:.2} s (max |Δ logprob| vs batched {d:.5})"
         )?;
+    }
+    writeln!(
+        out,
+        "prefix cache       {:.0} % of {} looked-up tokens reused, {} held ({:.0} MiB)",
+        100.0 * cache.hit_rate(),
+        cache.tokens,
+        cache.held,
+        cache.bytes as f64 / (1u64 << 20) as f64
+    )?;
+    if let Some(p) = peak {
+        writeln!(out, "peak RSS           {p:.0} MiB")?;
     }
     Ok(())
 }

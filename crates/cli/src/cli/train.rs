@@ -203,7 +203,7 @@ pub struct BenchDpoArgs {
 }
 
 /// Peak resident memory of this process so far, MiB (`VmHWM`; Linux only).
-fn peak_rss_mib() -> Option<f64> {
+pub(super) fn peak_rss_mib() -> Option<f64> {
     proc_status_mib("VmHWM:")
 }
 

@@ -15,6 +15,7 @@
 //! arithmetic does not depend on which other rows are in the batch: batched and single
 //! results are identical bit for bit.
 
+pub mod prefix;
 pub mod simd;
 
 use std::collections::HashMap;
@@ -78,6 +79,8 @@ impl QMatrix {
 pub struct KvCache {
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
+    /// Values per position and layer (`kv_heads · head_dim`).
+    w: usize,
     len: usize,
 }
 
@@ -87,8 +90,27 @@ impl KvCache {
         KvCache {
             k: vec![Vec::new(); cfg.num_hidden_layers],
             v: vec![Vec::new(); cfg.num_hidden_layers],
+            w: cfg.num_key_value_heads * cfg.head_dim(),
             len: 0,
         }
+    }
+
+    /// A copy of positions `from..to` (clamped to the cached ones).
+    pub fn slice(&self, from: usize, to: usize) -> KvCache {
+        let to = to.min(self.len);
+        let from = from.min(to);
+        let cut = |l: &Vec<f32>| l[from * self.w..to * self.w].to_vec();
+        KvCache {
+            k: self.k.iter().map(cut).collect(),
+            v: self.v.iter().map(cut).collect(),
+            w: self.w,
+            len: to - from,
+        }
+    }
+
+    /// Bytes the cached positions take (not counting spare capacity).
+    pub fn used_bytes(&self) -> usize {
+        2 * self.k.len() * self.len * self.w * std::mem::size_of::<f32>()
     }
 
     /// Cached positions.
@@ -106,9 +128,8 @@ impl KvCache {
         if n >= self.len {
             return;
         }
-        let w = self.k.first().map_or(0, |k| k.len() / self.len.max(1));
         for l in self.k.iter_mut().chain(self.v.iter_mut()) {
-            l.truncate(n * w);
+            l.truncate(n * self.w);
         }
         self.len = n;
     }
@@ -134,11 +155,12 @@ pub enum Logits {
     All,
 }
 
-/// One sequence of a batch: new tokens continuing `prefix` (read-only, shared) and then
-/// `cache` (this sequence's own positions, appended to).
+/// One sequence of a batch: new tokens continuing `prefix` (read-only, shared segments,
+/// one after the other) and then `cache` (this sequence's own positions, appended to).
 pub struct Seq<'a> {
-    /// A shared prefix the sequence continues (a prompt's cache), if any.
-    pub prefix: Option<&'a KvCache>,
+    /// The shared prefix the sequence continues: caches of consecutive positions (a
+    /// prompt's cache, or a chain of [`prefix::PrefixCache`] segments); empty for none.
+    pub prefix: &'a [&'a KvCache],
     /// The sequence's own cache; the new tokens' keys and values are appended to it.
     pub cache: &'a mut KvCache,
     /// The new tokens.
@@ -331,10 +353,13 @@ impl CpuModel {
         // (sequence, position, index in the own cache, wants logits)
         let mut rows: Vec<(usize, usize, usize, bool)> = Vec::new();
         for (si, s) in seqs.iter().enumerate() {
-            if s.cache.k.len() != cfg.num_hidden_layers {
+            if std::iter::once(&*s.cache)
+                .chain(s.prefix.iter().copied())
+                .any(|c| c.k.len() != cfg.num_hidden_layers || c.w != kvw)
+            {
                 return Err(bad("KV cache built for another model"));
             }
-            let off = s.prefix.map_or(0, KvCache::len);
+            let off: usize = s.prefix.iter().map(|c| c.len).sum();
             let c0 = s.cache.len;
             let n = s.tokens.len();
             if off + c0 + n > ctx {
@@ -403,7 +428,7 @@ impl CpuModel {
                 c.k[li].extend_from_slice(&row[qw..qw + kvw]);
                 c.v[li].extend_from_slice(&row[qw + kvw..]);
             }
-            let views: Vec<(Option<&KvCache>, &KvCache)> =
+            let views: Vec<(&[&KvCache], &KvCache)> =
                 seqs.iter().map(|s| (s.prefix, &*s.cache)).collect();
             let rep = nh / nkv;
             y.par_chunks_mut(hd).enumerate().for_each(|(i, yh)| {
@@ -453,13 +478,13 @@ impl CpuModel {
         Ok(out)
     }
 
-    /// Attention of one query head `q` (scaled) over the prefix and the own cache up to
-    /// and including own position `own`, for the K/V head at column `col`.
+    /// Attention of one query head `q` (scaled) over the prefix segments and the own cache
+    /// up to and including own position `own`, for the K/V head at column `col`.
     #[allow(clippy::too_many_arguments)]
     fn attend(
         &self,
         q: &[f32],
-        prefix: Option<&KvCache>,
+        prefix: &[&KvCache],
         cache: &KvCache,
         own: usize,
         layer: usize,
@@ -468,13 +493,14 @@ impl CpuModel {
         out: &mut [f32],
     ) {
         let hd = q.len();
-        let np = prefix.map_or(0, KvCache::len);
+        let np: usize = prefix.iter().map(|c| c.len).sum();
         let mut scores = Vec::with_capacity(np + own + 1);
-        let parts = [
-            prefix.map(|p| (&p.k[layer], &p.v[layer], np)),
-            Some((&cache.k[layer], &cache.v[layer], own + 1)),
-        ];
-        for (k, _, n) in parts.iter().flatten() {
+        let parts: Vec<(&Vec<f32>, &Vec<f32>, usize)> = prefix
+            .iter()
+            .map(|p| (&p.k[layer], &p.v[layer], p.len))
+            .chain(std::iter::once((&cache.k[layer], &cache.v[layer], own + 1)))
+            .collect();
+        for (k, _, n) in &parts {
             for t in 0..*n {
                 scores.push(
                     self.kernels
@@ -490,7 +516,7 @@ impl CpuModel {
         }
         out.fill(0.0);
         let mut i = 0;
-        for (_, v, n) in parts.iter().flatten() {
+        for (_, v, n) in &parts {
             for t in 0..*n {
                 let p = scores[i] / sum;
                 self.kernels
@@ -636,7 +662,7 @@ mod tests {
             let mut cache = KvCache::new(m.config());
             let got = cpu
                 .forward(&mut [Seq {
-                    prefix: None,
+                    prefix: &[],
                     cache: &mut cache,
                     tokens: &ids,
                     logits: Logits::All,
@@ -679,7 +705,7 @@ mod tests {
                 let mut cache = KvCache::new(m.config());
                 let mut lg = cpu
                     .forward(&mut [Seq {
-                        prefix: None,
+                        prefix: &[],
                         cache: &mut cache,
                         tokens: &all,
                         logits: Logits::All,
@@ -693,18 +719,19 @@ mod tests {
         // the prompt once, then all continuations in one batch against it
         let mut pc = KvCache::new(m.config());
         cpu.forward(&mut [Seq {
-            prefix: None,
+            prefix: &[],
             cache: &mut pc,
             tokens: &prompt,
             logits: Logits::None,
         }])
         .unwrap();
         let mut caches: Vec<KvCache> = conts.iter().map(|_| KvCache::new(m.config())).collect();
+        let pcs = [&pc];
         let mut seqs: Vec<Seq> = caches
             .iter_mut()
             .zip(conts)
             .map(|(c, t)| Seq {
-                prefix: Some(&pc),
+                prefix: &pcs,
                 cache: c,
                 tokens: t,
                 logits: Logits::All,
@@ -718,7 +745,7 @@ mod tests {
         for t in prompt.iter().chain(conts[0]) {
             last = cpu
                 .forward(&mut [Seq {
-                    prefix: None,
+                    prefix: &[],
                     cache: &mut c,
                     tokens: std::slice::from_ref(t),
                     logits: Logits::Last,
@@ -739,7 +766,7 @@ mod tests {
         let mut c = KvCache::new(m.config());
         let e = cpu
             .forward(&mut [Seq {
-                prefix: None,
+                prefix: &[],
                 cache: &mut c,
                 tokens: &[64],
                 logits: Logits::Last,
@@ -749,7 +776,7 @@ mod tests {
         let long = vec![1u32; cpu.context() + 1];
         let e = cpu
             .forward(&mut [Seq {
-                prefix: None,
+                prefix: &[],
                 cache: &mut c,
                 tokens: &long,
                 logits: Logits::Last,
