@@ -229,7 +229,7 @@ impl PrefixCache {
     /// `tokens[..start]`. Positions the tree already holds are kept as they are; when the
     /// prefix is no longer cached whole (evicted meanwhile), nothing is added.
     pub fn insert(&mut self, tokens: &[u32], start: usize, kv: &KvCache) {
-        if self.budget == 0 || kv.len() == 0 || start + kv.len() > tokens.len() {
+        if self.budget == 0 || kv.is_empty() || start + kv.len() > tokens.len() {
             return;
         }
         let tokens = &tokens[..start + kv.len()];
