@@ -105,7 +105,7 @@ async fn act_mode_ranks_valid_actions_and_writes_queries() {
         prompts: Mutex::default(),
     });
     let policy = LlmPolicy::new(model.clone(), LlmConfig::default());
-    assert!(policy.describe().starts_with("llm:act:webshop-v2:scripted"));
+    assert!(policy.describe().starts_with("llm:act:webshop-v3:scripted"));
     let mut e = env();
     let ep = run_episode(
         &mut e,
@@ -230,7 +230,7 @@ impl LanguageModel for CriticModel {
     async fn score(&self, prompt: &str, conts: &[String]) -> Result<Vec<Scored>, LmError> {
         let best = prompt
             .lines()
-            .skip_while(|l| *l != "Candidates:")
+            .skip_while(|l| *l != "Candidate next actions:")
             .skip(1)
             .position(|l| l.contains("buy now"))
             .map(|i| (i + 1).to_string());

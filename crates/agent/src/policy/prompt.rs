@@ -2,6 +2,14 @@
 //! versioned by [`PROMPT_VERSION`] (recorded in run headers through the policy's
 //! description). Demonstrations (`agentq demos`) and the trainer use the same functions, so
 //! what a model is trained on is exactly what it is later shown.
+//!
+//! Every prompt of a page — the policy's (act or react), the critic's ranking, the final
+//! judgement — is laid out for a model's prefix cache: the same system text, then the
+//! state (instruction, page, valid actions, then the earlier actions, which change at every
+//! step), and only then what differs (the request: answer with an action, rank these
+//! candidates, say yes or no). The critic's prompts over the page the policy just read are
+//! computed only from the request on, tree search revisiting a node recomputes nothing but
+//! the request, and a page reached again by another path recomputes only the history.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +17,7 @@ use super::{Context, PageKind};
 use agentq_env::Action;
 
 /// Version of the prompt format; bump on any change to the text below.
-pub const PROMPT_VERSION: &str = "webshop-v2";
+pub const PROMPT_VERSION: &str = "webshop-v3";
 
 /// Characters of page text kept in a prompt (the page is cut at a separator beyond this).
 pub const MAX_PAGE_CHARS: usize = 1600;
@@ -65,11 +73,12 @@ impl Message {
     }
 }
 
-const SYSTEM_ACT: &str = "You are a shopping agent in a web store. Read the instruction, your previous actions and the current page, then reply with exactly one action. On the search page, write search followed by the words to look for in square brackets. On other pages, write click followed by one of the labels shown in square brackets: a product id to open it, an option to select it, buy now to buy, or a button. Buy the product that matches the instruction, with the requested options.";
+/// The system text of every prompt (one text, so that prompts share their start).
+const SYSTEM: &str = "You are a shopping agent in a web store. You are given the instruction, the current page, its valid actions and your previous actions. On the search page, an action is search followed by the words to look for in square brackets. On other pages, an action is click followed by one of the labels shown in square brackets: a product id to open it, an option to select it, buy now to buy, or a button. The goal is to buy the product that matches the instruction, with the requested options.";
 
-const SYSTEM_REACT: &str = "You are a shopping agent in a web store. Read the instruction, your previous actions and the current page. Reply with two lines: first Thought: and one short sentence, then Action: and exactly one action. On the search page the action is search followed by the words to look for in square brackets. On other pages it is click followed by one of the labels shown in square brackets: a product id to open it, an option to select it, buy now to buy, or a button. Buy the product that matches the instruction, with the requested options.";
+const REQUEST_ACT: &str = "Reply with exactly one action.";
 
-const SYSTEM_CRITIC: &str = "You are judging a shopping agent in a web store. Given the instruction, the agent's previous actions, the current page and some candidate next actions, reply with the number of the candidate most likely to lead to buying the product that matches the instruction with the requested options.";
+const REQUEST_REACT: &str = "Reply with two lines: first Thought: and one short sentence, then Action: and exactly one action.";
 
 /// The page text without the instruction block the store repeats on every page, cut to
 /// [`MAX_PAGE_CHARS`] at a ` [SEP] ` boundary.
@@ -130,8 +139,10 @@ fn user_text(p: &PromptInput<'_>) -> String {
         p.history.join(" > ")
     };
     let page = page_text(p.page, p.instruction);
+    // The page before the history: a page reached again by another path (a loop back to
+    // the results, a transposition in tree search) shares its whole prompt but the end.
     format!(
-        "Instruction: {}\nPrevious actions: {history}\nPage: {page}\nValid actions: {}",
+        "Instruction: {}\nPage: {page}\nValid actions: {}\nPrevious actions: {history}",
         p.instruction,
         action_list(p.available).join(", ")
     )
@@ -148,15 +159,16 @@ pub fn with_input<R>(ctx: &Context<'_>, f: impl FnOnce(&PromptInput<'_>) -> R) -
     })
 }
 
-/// The policy prompt (system + user); the answer is the assistant turn.
+/// The policy prompt (system + user: the state, then the request); the answer is the
+/// assistant turn.
 pub fn policy_messages(mode: PromptMode, p: &PromptInput<'_>) -> Vec<Message> {
-    let system = match mode {
-        PromptMode::Act => SYSTEM_ACT,
-        PromptMode::React => SYSTEM_REACT,
+    let request = match mode {
+        PromptMode::Act => REQUEST_ACT,
+        PromptMode::React => REQUEST_REACT,
     };
     vec![
-        Message::new("system", system),
-        Message::new("user", user_text(p)),
+        Message::new("system", SYSTEM),
+        Message::new("user", format!("{}\n{request}", user_text(p))),
     ]
 }
 
@@ -179,11 +191,11 @@ pub fn critic_messages(p: &PromptInput<'_>, candidates: &[String]) -> Vec<Messag
         .map(|(i, c)| format!("{}. {c}", i + 1))
         .collect();
     vec![
-        Message::new("system", SYSTEM_CRITIC),
+        Message::new("system", SYSTEM),
         Message::new(
             "user",
             format!(
-                "{}\nCandidates:\n{}\nWhich candidate is best? Answer with its number.",
+                "{}\nCandidate next actions:\n{}\nWhich candidate is most likely to lead to buying the product that matches the instruction, with the requested options? Answer with its number.",
                 user_text(p),
                 list.join("\n")
             ),
@@ -194,10 +206,7 @@ pub fn critic_messages(p: &PromptInput<'_>, candidates: &[String]) -> Vec<Messag
 /// The critic's self-evaluation prompt of a final page (answer `yes` or `no`).
 pub fn judge_messages(p: &PromptInput<'_>) -> Vec<Message> {
     vec![
-        Message::new(
-            "system",
-            "You are judging a shopping agent in a web store. Answer yes or no.",
-        ),
+        Message::new("system", SYSTEM),
         Message::new(
             "user",
             format!(
@@ -282,6 +291,37 @@ mod tests {
         assert_eq!(a, "search[red shoes]");
         assert!(parse_react("I think we should buy").is_err());
         assert!(parse_react("").is_err());
+    }
+
+    #[test]
+    fn every_prompt_of_a_page_starts_with_the_same_state() {
+        let available = vec!["click[back to search]".to_string(), "click[b0s1]".into()];
+        let history = ["search[red shoes]"];
+        let p = PromptInput {
+            instruction: "i need red shoes",
+            history: &history,
+            page: "Back to Search [SEP] b0s1 [SEP] Red shoes",
+            available: &available,
+        };
+        let flat = |m: Vec<Message>| {
+            m.iter()
+                .map(|m| format!("{}:{}", m.role, m.content))
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        let state = format!("system:{SYSTEM}|user:{}\n", user_text(&p));
+        for prompt in [
+            flat(policy_messages(PromptMode::Act, &p)),
+            flat(policy_messages(PromptMode::React, &p)),
+            flat(critic_messages(&p, &["click[b0s1]".into()])),
+            flat(judge_messages(&p)),
+        ] {
+            assert!(prompt.starts_with(&state), "{prompt}");
+            assert!(
+                prompt.len() > state.len() + 10,
+                "a request follows the state"
+            );
+        }
     }
 
     #[test]
