@@ -77,7 +77,7 @@ fn tiny_tokenizer_round_trips_the_chatml_template() {
 #[test]
 fn tiny_gradients_match_finite_differences() {
     let e = tiny::engine(3, true).unwrap();
-    let m = e.model();
+    let m = e.model().unwrap();
     let text =
         "<|im_start|>user\nThe capital of France is<|im_end|>\n<|im_start|>assistant\nParis.";
     let ids = e.tokenizer().encode(text).unwrap();
@@ -164,7 +164,7 @@ fn prefix_shared_gradients_equal_full_sequence_gradients() {
     // cache must keep the autograd graph, giving the same gradients as full sequences
     use agentq::lm::llama::{token_logprobs, KvCache};
     let e = tiny::engine(8, true).unwrap();
-    let m = e.model();
+    let m = e.model().unwrap();
     let dev = Device::Cpu;
     let p = e
         .tokenizer()
@@ -262,7 +262,11 @@ fn tiny_cached_batched_scoring_equals_naive() {
     let p = e.tokenizer().encode(&prompt).unwrap().len();
     let mask: Vec<f32> = (0..ids.len()).map(|i| (i >= p) as u8 as f32).collect();
     let mask = Tensor::from_vec(mask, (1, ids.len()), &Device::Cpu).unwrap();
-    let lg = e.model().forward(&x, None, Ops::Differentiable).unwrap();
+    let lg = e
+        .model()
+        .unwrap()
+        .forward(&x, None, Ops::Differentiable)
+        .unwrap();
     let s: Vec<f32> = response_logprob_sums(&lg, &x, &mask)
         .unwrap()
         .to_vec1()
@@ -348,9 +352,20 @@ async fn local_model_batches_concurrent_scores_without_changing_them() {
 fn tiny_safetensors_round_trip_gives_identical_logits() {
     let dir = tempfile::tempdir().unwrap();
     let e = tiny::engine(9, false).unwrap();
-    agentq::lm::load::save_hf_dir(dir.path(), e.model(), e.tokenizer(), e.chat()).unwrap();
-    let back = Engine::load(dir.path(), &LoadOptions::default()).unwrap();
-    assert_eq!(back.model().config(), e.model().config());
+    agentq::lm::load::save_hf_dir(dir.path(), e.model().unwrap(), e.tokenizer(), e.chat()).unwrap();
+    let f32 = LoadOptions {
+        precision: Precision::F32,
+        ..LoadOptions::default()
+    };
+    let back = Engine::load(dir.path(), &f32).unwrap();
+    assert_eq!(back.model().unwrap().config(), e.model().unwrap().config());
+    // the default (quantized) load keeps no f32 weights and says so
+    let q = Engine::load(dir.path(), &LoadOptions::default()).unwrap();
+    assert_eq!(q.config(), e.model().unwrap().config());
+    match q.model() {
+        Err(e) => assert!(e.to_string().contains("quantized"), "{e}"),
+        Ok(_) => panic!("a quantized engine kept its f32 weights"),
+    }
     let ids = e.tokenizer().encode("click[Buy Now] and search").unwrap();
     assert_eq!(
         back.tokenizer()
@@ -362,8 +377,8 @@ fn tiny_safetensors_round_trip_gives_identical_logits() {
         .unwrap()
         .unsqueeze(0)
         .unwrap();
-    let a = e.model().forward(&x, None, Ops::Fast).unwrap();
-    let b = back.model().forward(&x, None, Ops::Fast).unwrap();
+    let a = e.model().unwrap().forward(&x, None, Ops::Fast).unwrap();
+    let b = back.model().unwrap().forward(&x, None, Ops::Fast).unwrap();
     let d = (a - b)
         .unwrap()
         .abs()

@@ -15,7 +15,7 @@ use candle_core::{Device, IndexOp, Tensor, D};
 use super::chat::ChatTemplate;
 use super::cpu::prefix::{Hit, PrefixCache, PrefixStats};
 use super::cpu::{self, CpuModel, CpuOptions, Logits, Seq};
-use super::llama::{token_logprobs, KvCache, Llama, Ops};
+use super::llama::{token_logprobs, Config, KvCache, Llama, Ops};
 use super::tokenizer::Tokenizer;
 use super::{ChatMessage, GenParams, Generation, LanguageModel, LmError, Scored, TextLogprobs};
 use agentq_core::rng::Rng;
@@ -83,9 +83,9 @@ pub struct LoadOptions {
     pub prefix_cache_bytes: Option<usize>,
 }
 
-/// Default bound of the prefix cache: 384 MiB, ≈ 8,500 positions of SmolLM2-135M (a dozen
-/// WebShop prompts).
-pub const DEFAULT_PREFIX_CACHE_BYTES: usize = 384 << 20;
+/// Default bound of the prefix cache: 512 MiB, ≈ 11,000 positions of SmolLM2-135M (two
+/// dozen WebShop pages).
+pub const DEFAULT_PREFIX_CACHE_BYTES: usize = 512 << 20;
 
 /// Continuations scored in one batch at most.
 const SCORE_BATCH: usize = 16;
@@ -113,7 +113,10 @@ impl Prefill {
 
 /// The synchronous model: weights, tokenizer, chat template.
 pub struct Engine {
-    model: Llama,
+    /// The f32 model (`None` once [`Engine::quantized`] has dropped it).
+    model: Option<Llama>,
+    cfg: Config,
+    device: Device,
     /// The quantized CPU model inference runs on, when there is one.
     cpu: Option<CpuModel>,
     /// Prompt prefixes computed before, shared across calls (quantized path only).
@@ -179,7 +182,9 @@ impl Engine {
     /// Builds an engine from parts.
     pub fn new(model: Llama, tokenizer: Tokenizer, chat: ChatTemplate, describe: String) -> Self {
         Engine {
-            model,
+            cfg: model.config().clone(),
+            device: model.device().clone(),
+            model: Some(model),
             cpu: None,
             prefixes: Mutex::new(PrefixCache::new(DEFAULT_PREFIX_CACHE_BYTES)),
             tokenizer,
@@ -189,13 +194,14 @@ impl Engine {
     }
 
     /// Runs inference on the quantized CPU model built from the f32 weights as they are
-    /// now (adapters merged into them apply). `describe` gets the precision, kernels and
-    /// threads appended. A model on CUDA stays as it is.
+    /// now (adapters merged into them apply), and drops the f32 weights (inference needs
+    /// them no more; [`Engine::model`] then says so). `describe` gets the precision,
+    /// kernels and threads appended. A model on CUDA stays as it is.
     pub fn quantized(mut self, opts: CpuOptions) -> Result<Self, LmError> {
-        if !self.model.device().is_cpu() {
+        if !self.device.is_cpu() {
             return Ok(self);
         }
-        let q = CpuModel::new(&self.model, opts)?;
+        let q = CpuModel::new(self.f32()?, opts)?;
         self.describe = format!(
             "{} [q8_0 {}, {} threads]",
             self.describe,
@@ -203,6 +209,7 @@ impl Engine {
             q.threads()
         );
         self.cpu = Some(q);
+        self.model = None;
         Ok(self)
     }
 
@@ -236,7 +243,7 @@ impl Engine {
     /// for later calls. Returns the sequence's cache and the logits after the prompt.
     fn start(&self, ids: &[u32]) -> Result<(Cache, Vec<f32>), LmError> {
         if self.cpu.is_none() {
-            let mut cache = Cache::Candle(KvCache::new(self.model.config()));
+            let mut cache = Cache::Candle(KvCache::new(&self.cfg));
             let last = cache.step(self, ids)?;
             return Ok((cache, last));
         }
@@ -246,7 +253,7 @@ impl Engine {
             .map(|mut p| p.lookup(ids, ids.len() - 1))
             .unwrap_or_default();
         let mut cache = Cache::Cpu {
-            own: cpu::KvCache::new(self.model.config()),
+            own: cpu::KvCache::new(&self.cfg),
             hit,
         };
         let from = cache.len();
@@ -287,9 +294,24 @@ impl Engine {
         }
     }
 
-    /// The model.
-    pub fn model(&self) -> &Llama {
-        &self.model
+    /// The f32 model (for the trainer and the f32 path); an error on an engine that runs
+    /// the quantized model only.
+    pub fn model(&self) -> Result<&Llama, LmError> {
+        self.f32()
+    }
+
+    fn f32(&self) -> Result<&Llama, LmError> {
+        self.model.as_ref().ok_or_else(|| {
+            LmError::Invalid(
+                "this engine runs the quantized model only (load with precision f32 for the f32 model)"
+                    .into(),
+            )
+        })
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &Config {
+        &self.cfg
     }
 
     /// The tokenizer.
@@ -312,7 +334,7 @@ impl Engine {
         if ids.is_empty() {
             return Err(LmError::Invalid("empty prompt".into()));
         }
-        let ctx = self.model.config().max_position_embeddings;
+        let ctx = self.cfg.max_position_embeddings;
         if ids.len() >= ctx {
             return Err(LmError::Invalid(format!(
                 "prompt of {} tokens does not fit the context of {ctx}",
@@ -323,13 +345,13 @@ impl Engine {
     }
 
     fn row(&self, ids: &[u32]) -> Result<Tensor, LmError> {
-        Ok(Tensor::new(ids, self.model.device())?.unsqueeze(0)?)
+        Ok(Tensor::new(ids, &self.device)?.unsqueeze(0)?)
     }
 
     /// Continues `prompt`.
     pub fn generate(&self, prompt: &str, params: &GenParams) -> Result<Generation, LmError> {
         let ids = self.encode_prompt(prompt)?;
-        let ctx = self.model.config().max_position_embeddings;
+        let ctx = self.cfg.max_position_embeddings;
         let mut rng = Rng::new(params.seed);
         let (mut cache, mut last) = self.start(&ids)?;
         let mut out: Vec<u32> = Vec::new();
@@ -407,9 +429,9 @@ impl Engine {
                 first: cpu::log_softmax(&last),
             });
         }
-        let mut cache = KvCache::new(self.model.config());
+        let mut cache = KvCache::new(&self.cfg);
         let logits = self
-            .model
+            .f32()?
             .forward(&self.row(&p)?, Some(&mut cache), Ops::Fast)?;
         let first = candle_nn::ops::log_softmax(&logits.i((0, p.len() - 1))?, D::Minus1)?;
         Ok(Prefill {
@@ -430,7 +452,7 @@ impl Engine {
             .iter()
             .map(|c| self.tokenizer.encode(c))
             .collect::<Result<Vec<_>, _>>()?;
-        let ctx = self.model.config().max_position_embeddings;
+        let ctx = self.cfg.max_position_embeddings;
         if let Some(c) = conts.iter().find(|c| p_len + c.len() > ctx) {
             return Err(LmError::Invalid(format!(
                 "prompt + continuation of {} tokens exceeds the context of {ctx}",
@@ -486,9 +508,9 @@ impl Engine {
                     targets.push(c.get(j + 1).copied().unwrap_or(0));
                 }
             }
-            let dev = self.model.device();
+            let dev = &self.device;
             let mut kv = cache.expand(n)?;
-            let lg = self.model.forward(
+            let lg = self.f32()?.forward(
                 &Tensor::from_vec(inputs, (n, lmax), dev)?,
                 Some(&mut kv),
                 Ops::Fast,
@@ -517,7 +539,7 @@ impl Engine {
         multi: &[usize],
         out: &mut [Scored],
     ) -> Result<(), LmError> {
-        let v = self.model.config().vocab_size;
+        let v = self.cfg.vocab_size;
         let mut rest = multi;
         while !rest.is_empty() {
             let mut rows = 0;
@@ -531,10 +553,8 @@ impl Engine {
                 .max(1);
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
-            let mut caches: Vec<cpu::KvCache> = chunk
-                .iter()
-                .map(|_| cpu::KvCache::new(self.model.config()))
-                .collect();
+            let mut caches: Vec<cpu::KvCache> =
+                chunk.iter().map(|_| cpu::KvCache::new(&self.cfg)).collect();
             let mut seqs: Vec<Seq> = caches
                 .iter_mut()
                 .zip(chunk)
@@ -618,23 +638,23 @@ impl Engine {
     /// values), as one sequence without a cache.
     fn sequence_logprobs(&self, ids: &[u32]) -> Result<Vec<f32>, LmError> {
         if let Some(q) = &self.cpu {
-            let mut c = cpu::KvCache::new(self.model.config());
+            let mut c = cpu::KvCache::new(&self.cfg);
             let lg = q.forward(&mut [Seq {
                 prefix: &[],
                 cache: &mut c,
                 tokens: &ids[..ids.len() - 1],
                 logits: Logits::All,
             }])?;
-            let v = self.model.config().vocab_size;
+            let v = self.cfg.vocab_size;
             return Ok(lg[0]
                 .chunks(v)
                 .zip(&ids[1..])
                 .map(|(row, &t)| cpu::token_logprob(row, t))
                 .collect());
         }
-        let lg = self.model.forward(&self.row(ids)?, None, Ops::Fast)?;
+        let lg = self.f32()?.forward(&self.row(ids)?, None, Ops::Fast)?;
         let lg = lg.narrow(1, 0, ids.len() - 1)?;
-        let t = Tensor::new(&ids[1..], self.model.device())?.unsqueeze(0)?;
+        let t = Tensor::new(&ids[1..], &self.device)?.unsqueeze(0)?;
         Ok(token_logprobs(&lg, &t)?.i(0)?.to_vec1()?)
     }
 }
@@ -676,7 +696,7 @@ impl Cache {
                 .remove(0))
             }
             Cache::Candle(c) => {
-                let lg = e.model.forward(&e.row(ids)?, Some(c), Ops::Fast)?;
+                let lg = e.f32()?.forward(&e.row(ids)?, Some(c), Ops::Fast)?;
                 Ok(lg.i((0, ids.len() - 1))?.to_vec1()?)
             }
         }

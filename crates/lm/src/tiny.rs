@@ -49,5 +49,5 @@ pub fn engine(seed: u64, trainable: bool) -> Result<Engine, LmError> {
 /// Writes a tiny model as a Hugging Face directory (config, safetensors, tokenizer).
 pub fn write_dir(dir: &Path, seed: u64) -> Result<(), LmError> {
     let e = engine(seed, false)?;
-    super::load::save_hf_dir(dir, e.model(), e.tokenizer(), e.chat())
+    super::load::save_hf_dir(dir, e.model()?, e.tokenizer(), e.chat())
 }

@@ -99,7 +99,7 @@ mod tests {
     fn timed_dpo_steps_lower_the_loss() {
         let e = agentq_lm::tiny::engine(3, false).unwrap();
         let tm = LlamaTrainModel {
-            model: e.model(),
+            model: e.model().unwrap(),
             tokenizer: e.tokenizer(),
             ops: Ops::Train,
         };

@@ -111,7 +111,7 @@ mod tests {
         for trainable in [false, true] {
             let e = agentq_lm::tiny::engine(7, trainable).unwrap();
             let lora = Lora::new(
-                &e.model().projection_shapes(),
+                &e.model().unwrap().projection_shapes(),
                 &crate::lora::LoraConfig {
                     rank: 2,
                     targets: vec!["q".into(), "v".into()],
@@ -126,7 +126,7 @@ mod tests {
             }
             let grads = |ops: Ops| {
                 let tm = LlamaTrainModel {
-                    model: e.model(),
+                    model: e.model().unwrap(),
                     tokenizer: e.tokenizer(),
                     ops,
                 };
@@ -172,7 +172,7 @@ mod tests {
     fn prefix_shared_logits_equal_whole_sequence_logits_with_adapters() {
         let e = agentq_lm::tiny::engine(5, false).unwrap();
         let tm = LlamaTrainModel {
-            model: e.model(),
+            model: e.model().unwrap(),
             tokenizer: e.tokenizer(),
             ops: Ops::Train,
         };
@@ -225,7 +225,7 @@ mod tests {
     fn lora_dpo_on_the_tiny_llama_raises_margins() {
         let e = agentq_lm::tiny::engine(6, false).unwrap();
         let tm = LlamaTrainModel {
-            model: e.model(),
+            model: e.model().unwrap(),
             tokenizer: e.tokenizer(),
             ops: Ops::Train,
         };
