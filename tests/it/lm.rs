@@ -348,6 +348,56 @@ async fn local_model_batches_concurrent_scores_without_changing_them() {
     assert!(m.describe().starts_with("candle:tiny-5"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn continuous_batching_gives_each_request_its_solo_answer() {
+    let opts = agentq::lm::cpu::CpuOptions::default();
+    let solo = tiny::engine(6, false).unwrap().quantized(opts).unwrap();
+    let m = Arc::new(LocalModel::from_engine(
+        tiny::engine(6, false).unwrap().quantized(opts).unwrap(),
+    ));
+    let render = |user: &str| solo.chat().render(&chat_prompt(user), true).unwrap();
+    let prompts: Vec<String> = [
+        "Add the blue cotton t-shirt to the cart.",
+        "Find a wireless mouse.",
+        "Add the blue cotton t-shirt to the cart, size large.",
+        "Buy the cheapest shoes.",
+    ]
+    .iter()
+    .map(|u| render(u))
+    .collect();
+    let params = |i: usize| GenParams {
+        max_tokens: 6 + 5 * i, // different lengths: sequences join and leave the batch
+        temperature: if i.is_multiple_of(2) { 0.0 } else { 0.9 },
+        seed: i as u64,
+        ..GenParams::default()
+    };
+    // generations and scores of several prompts in flight at once, several rounds
+    let mut tasks = Vec::new();
+    for round in 0..3 {
+        for (i, p) in prompts.iter().enumerate() {
+            let (m, p) = (m.clone(), p.clone());
+            let g = params(i + round);
+            tasks.push(tokio::spawn(async move {
+                let gen = m.generate(&p, &g).await.unwrap();
+                let sc = m.score(&p, &candidates()).await.unwrap();
+                (p, g, gen, sc)
+            }));
+        }
+    }
+    for t in tasks {
+        let (p, g, gen, sc) = t.await.unwrap();
+        let want = solo.generate(&p, &g).unwrap();
+        assert_eq!(
+            (&gen.text, &gen.logprobs, &gen.finish_reason),
+            (&want.text, &want.logprobs, &want.finish_reason),
+            "bit for bit"
+        );
+        let want = solo.score(&p, &candidates()).unwrap();
+        assert_scores_close(&sc, &want, 0.0);
+        assert_scores_close(&sc, &solo.score_naive(&p, &candidates()).unwrap(), 1e-4);
+    }
+}
+
 #[test]
 fn tiny_safetensors_round_trip_gives_identical_logits() {
     let dir = tempfile::tempdir().unwrap();

@@ -203,8 +203,9 @@ impl Engine {
         }
         let q = CpuModel::new(self.f32()?, opts)?;
         self.describe = format!(
-            "{} [q8_0 {}, {} threads]",
+            "{} [{} {}, {} threads]",
             self.describe,
+            q.formats(),
             q.isa().name(),
             q.threads()
         );
@@ -247,21 +248,57 @@ impl Engine {
             let last = cache.step(self, ids)?;
             return Ok((cache, last));
         }
-        let hit = self
-            .prefixes
-            .lock()
-            .map(|mut p| p.lookup(ids, ids.len() - 1))
-            .unwrap_or_default();
-        let mut cache = Cache::Cpu {
-            own: cpu::KvCache::new(&self.cfg),
-            hit,
-        };
-        let from = cache.len();
-        let last = cache.step(self, &ids[from..])?;
-        if let (Cache::Cpu { own, .. }, Ok(mut p)) = (&cache, self.prefixes.lock()) {
-            p.insert(ids, from, own);
+        let mut started = self.start_cpu(&[ids])?;
+        started
+            .pop()
+            .ok_or_else(|| LmError::Invalid("no sequence started".into()))
+    }
+
+    /// [`Engine::start`] of several prompts on the quantized path, in one forward pass.
+    fn start_cpu(&self, prompts: &[&[u32]]) -> Result<Vec<(Cache, Vec<f32>)>, LmError> {
+        let q = self
+            .cpu
+            .as_ref()
+            .ok_or_else(|| LmError::Invalid("no quantized model".into()))?;
+        let hits: Vec<Hit> = prompts
+            .iter()
+            .map(|ids| {
+                self.prefixes
+                    .lock()
+                    .map(|mut p| p.lookup(ids, ids.len().saturating_sub(1)))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut owns: Vec<cpu::KvCache> = prompts
+            .iter()
+            .map(|_| cpu::KvCache::new(&self.cfg))
+            .collect();
+        let refs: Vec<Vec<&cpu::KvCache>> = hits.iter().map(Hit::refs).collect();
+        let mut seqs: Vec<Seq> = owns
+            .iter_mut()
+            .zip(&refs)
+            .zip(prompts.iter().zip(&hits))
+            .map(|((own, r), (ids, hit))| Seq {
+                prefix: r,
+                cache: own,
+                tokens: &ids[hit.len..],
+                logits: Logits::Last,
+            })
+            .collect();
+        let lasts = q.forward(&mut seqs)?;
+        drop(seqs);
+        drop(refs);
+        if let Ok(mut p) = self.prefixes.lock() {
+            for ((ids, hit), own) in prompts.iter().zip(&hits).zip(&owns) {
+                p.insert(ids, hit.len, own);
+            }
         }
-        Ok((cache, last))
+        Ok(hits
+            .into_iter()
+            .zip(owns)
+            .zip(lasts)
+            .map(|((hit, own), last)| (Cache::Cpu { hit, own }, last))
+            .collect())
     }
 
     /// Loads a `.gguf` file or a Hugging Face directory.
@@ -351,50 +388,64 @@ impl Engine {
     /// Continues `prompt`.
     pub fn generate(&self, prompt: &str, params: &GenParams) -> Result<Generation, LmError> {
         let ids = self.encode_prompt(prompt)?;
-        let ctx = self.cfg.max_position_embeddings;
-        let mut rng = Rng::new(params.seed);
-        let (mut cache, mut last) = self.start(&ids)?;
-        let mut out: Vec<u32> = Vec::new();
-        let mut logprobs = Vec::new();
-        let mut ends = Vec::new(); // byte length of the decoded text after each token
-        let mut finish = "length";
-        let mut text = String::new();
-        while out.len() < params.max_tokens && cache.len() < ctx {
-            let lp = cpu::log_softmax(&last);
-            let tok = sample(&lp, params, &mut rng);
-            if self.tokenizer.eos_ids().contains(&tok) {
-                finish = "stop";
-                break;
-            }
-            out.push(tok);
-            logprobs.push(lp.get(tok as usize).copied().unwrap_or(f32::NEG_INFINITY));
-            text = self.tokenizer.decode(&out)?;
-            ends.push(text.len());
-            if let Some(cut) = params
-                .stop
-                .iter()
-                .filter(|s| !s.is_empty())
-                .filter_map(|s| text.find(s.as_str()))
-                .min()
-            {
-                text.truncate(cut);
-                // keep the tokens that end before the stop string starts
-                let keep = ends.iter().take_while(|&&e| e <= cut).count();
-                out.truncate(keep);
-                logprobs.truncate(keep);
-                ends.truncate(keep);
-                finish = "stop";
-                break;
-            }
-            if out.len() >= params.max_tokens {
-                break;
-            }
-            last = cache.step(self, &[tok])?;
+        let (cache, last) = self.start(&ids)?;
+        let mut d = Decoding::new(params, cache);
+        let mut next = self.advance(&mut d, &last)?;
+        while let Some(tok) = next {
+            let last = d.cache.step(self, &[tok])?;
+            next = self.advance(&mut d, &last)?;
         }
-        let mut tokens = Vec::with_capacity(out.len());
+        self.conclude(d)
+    }
+
+    /// One decoding step: samples a token from the logits after the sequence so far and
+    /// applies the stop rules. Returns the token to feed next, or `None` when the
+    /// generation is over.
+    fn advance(&self, d: &mut Decoding, last: &[f32]) -> Result<Option<u32>, LmError> {
+        let ctx = self.cfg.max_position_embeddings;
+        if d.out.len() >= d.params.max_tokens || d.cache.len() >= ctx {
+            return Ok(None);
+        }
+        let lp = cpu::log_softmax(last);
+        let tok = sample(&lp, &d.params, &mut d.rng);
+        if self.tokenizer.eos_ids().contains(&tok) {
+            d.finish = "stop";
+            return Ok(None);
+        }
+        d.out.push(tok);
+        d.logprobs
+            .push(lp.get(tok as usize).copied().unwrap_or(f32::NEG_INFINITY));
+        d.text = self.tokenizer.decode(&d.out)?;
+        d.ends.push(d.text.len());
+        if let Some(cut) = d
+            .params
+            .stop
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| d.text.find(s.as_str()))
+            .min()
+        {
+            d.text.truncate(cut);
+            // keep the tokens that end before the stop string starts
+            let keep = d.ends.iter().take_while(|&&e| e <= cut).count();
+            d.out.truncate(keep);
+            d.logprobs.truncate(keep);
+            d.ends.truncate(keep);
+            d.finish = "stop";
+            return Ok(None);
+        }
+        if d.out.len() >= d.params.max_tokens {
+            return Ok(None);
+        }
+        Ok(Some(tok))
+    }
+
+    /// The generation a finished [`Decoding`] made.
+    fn conclude(&self, d: Decoding) -> Result<Generation, LmError> {
+        let mut tokens = Vec::with_capacity(d.out.len());
         let mut prev = 0;
-        for (n, &e) in ends.iter().enumerate() {
-            let piece = self.tokenizer.decode(&out[..=n])?;
+        for (n, &e) in d.ends.iter().enumerate() {
+            let piece = self.tokenizer.decode(&d.out[..=n])?;
             tokens.push(
                 piece
                     .get(prev..e.min(piece.len()))
@@ -404,10 +455,10 @@ impl Engine {
             prev = e;
         }
         Ok(Generation {
-            text,
+            text: d.text,
             tokens,
-            logprobs,
-            finish_reason: finish.to_string(),
+            logprobs: d.logprobs,
+            finish_reason: d.finish.to_string(),
         })
     }
 
@@ -659,6 +710,35 @@ impl Engine {
     }
 }
 
+/// A generation in progress: its sequence's cache, sampler and output so far (stepped by
+/// [`Engine::advance`], alone or batched with others by the worker).
+struct Decoding {
+    params: GenParams,
+    rng: Rng,
+    out: Vec<u32>,
+    logprobs: Vec<f32>,
+    /// Byte length of the decoded text after each token.
+    ends: Vec<usize>,
+    text: String,
+    finish: &'static str,
+    cache: Cache,
+}
+
+impl Decoding {
+    fn new(params: &GenParams, cache: Cache) -> Decoding {
+        Decoding {
+            rng: Rng::new(params.seed),
+            params: params.clone(),
+            out: Vec::new(),
+            logprobs: Vec::new(),
+            ends: Vec::new(),
+            text: String::new(),
+            finish: "length",
+            cache,
+        }
+    }
+}
+
 /// One sequence's KV cache (a prompt, or a sequence being decoded), on whichever path the
 /// engine computes.
 enum Cache {
@@ -721,6 +801,149 @@ enum Job {
 }
 
 type ScoreReply = tokio::sync::oneshot::Sender<Result<Vec<Scored>, LmError>>;
+type GenReply = tokio::sync::oneshot::Sender<Result<Generation, LmError>>;
+
+/// A generation the worker is decoding: its state, the token to feed next, the reply.
+type Active = (Decoding, u32, GenReply);
+
+/// The worker's loop. On the quantized path it batches continuously: every turn it takes
+/// whatever requests have arrived, starts the new generations together (one pass over all
+/// their prompts), answers score and text requests, then advances every generation in
+/// progress by one token in one forward pass — so concurrent episodes share each pass over
+/// the weights instead of queueing whole requests. Rows of a batch do not interact, so
+/// every answer is the one the request would get alone (tested).
+fn serve(engine: &Engine, rx: &mpsc::Receiver<Job>) {
+    let mut active: Vec<Active> = Vec::new();
+    loop {
+        let mut jobs = Vec::new();
+        if active.is_empty() {
+            match rx.recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => return,
+            }
+        }
+        while let Ok(j) = rx.try_recv() {
+            jobs.push(j);
+        }
+        if engine.cpu.is_none() {
+            // the candle path runs each request whole
+            run_jobs(engine, jobs);
+            continue;
+        }
+        let mut gens = Vec::new();
+        let mut rest = Vec::new();
+        for j in jobs {
+            match j {
+                Job::Generate(p, params, reply) => gens.push((p, params, reply)),
+                other => rest.push(other),
+            }
+        }
+        start_generations(engine, gens, &mut active);
+        run_jobs(engine, rest);
+        step_generations(engine, &mut active);
+    }
+}
+
+/// Starts generations (their prompts in one forward pass), adding those that go on to
+/// `active` and answering those that end at once.
+fn start_generations(
+    engine: &Engine,
+    gens: Vec<(String, GenParams, GenReply)>,
+    active: &mut Vec<Active>,
+) {
+    let mut ok: Vec<(Vec<u32>, GenParams, GenReply)> = Vec::new();
+    for (p, params, reply) in gens {
+        match engine.encode_prompt(&p) {
+            Ok(ids) => ok.push((ids, params, reply)),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+    if ok.is_empty() {
+        return;
+    }
+    let prompts: Vec<&[u32]> = ok.iter().map(|g| g.0.as_slice()).collect();
+    let started: Vec<Result<(Cache, Vec<f32>), LmError>> = match engine.start_cpu(&prompts) {
+        Ok(v) => v.into_iter().map(Ok).collect(),
+        // one at a time, so that each request gets its own error
+        Err(_) => prompts.iter().map(|ids| engine.start(ids)).collect(),
+    };
+    for ((_, params, reply), st) in ok.into_iter().zip(started) {
+        let (cache, last) = match st {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                continue;
+            }
+        };
+        let mut d = Decoding::new(&params, cache);
+        match engine.advance(&mut d, &last) {
+            Ok(Some(tok)) => active.push((d, tok, reply)),
+            Ok(None) => {
+                let _ = reply.send(engine.conclude(d));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+}
+
+/// Feeds every active generation its next token in one forward pass and samples the next;
+/// answers and drops the generations that end.
+fn step_generations(engine: &Engine, active: &mut Vec<Active>) {
+    let Some(q) = engine.cpu.as_ref() else { return };
+    if active.is_empty() {
+        return;
+    }
+    let toks: Vec<[u32; 1]> = active.iter().map(|a| [a.1]).collect();
+    let mut parts: Vec<(Vec<&cpu::KvCache>, &mut cpu::KvCache)> = Vec::new();
+    for (d, _, _) in active.iter_mut() {
+        if let Cache::Cpu { hit, own } = &mut d.cache {
+            parts.push((hit.refs(), own));
+        }
+    }
+    let mut seqs: Vec<Seq> = parts
+        .iter_mut()
+        .zip(&toks)
+        .map(|((r, own), t)| Seq {
+            prefix: r,
+            cache: own,
+            tokens: t,
+            logits: Logits::Last,
+        })
+        .collect();
+    let result = q.forward(&mut seqs);
+    drop(seqs);
+    drop(parts);
+    let logits = match result {
+        Ok(l) if l.len() == active.len() => l,
+        Ok(_) | Err(_) => {
+            let msg = match result {
+                Err(e) => e.to_string(),
+                Ok(_) => "a batched step lost a sequence".into(),
+            };
+            for (_, _, reply) in active.drain(..) {
+                let _ = reply.send(Err(LmError::Invalid(msg.clone())));
+            }
+            return;
+        }
+    };
+    let mut keep = Vec::with_capacity(active.len());
+    for ((mut d, _, reply), last) in active.drain(..).zip(logits) {
+        match engine.advance(&mut d, &last) {
+            Ok(Some(tok)) => keep.push((d, tok, reply)),
+            Ok(None) => {
+                let _ = reply.send(engine.conclude(d));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+    *active = keep;
+}
 /// Score requests for one prompt: (continuations, reply) in arrival order.
 type ScoreGroup = (String, Vec<(Vec<String>, ScoreReply)>);
 
@@ -796,17 +1019,7 @@ impl LocalModel {
         let describe = engine.describe().to_string();
         std::thread::Builder::new()
             .name("agentq-lm".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    // Take whatever else is queued, so that concurrent score requests for the
-                    // same prompt share one prompt pass and one batch.
-                    let mut jobs = vec![job];
-                    while let Ok(j) = rx.try_recv() {
-                        jobs.push(j);
-                    }
-                    run_jobs(&engine, jobs);
-                }
-            })
+            .spawn(move || serve(&engine, &rx))
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!("could not start the model worker: {e}"));
         LocalModel {

@@ -22,24 +22,71 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-use self::simd::{dequantize_row, quantize_row, BlockQ8, Isa, Kernels, QK};
+use self::simd::{
+    block_sums, dequantize_row, quantize_row, quantize_row_q4_1, BlockQ4_1, BlockQ8, Isa, Kernels,
+    QK,
+};
 use crate::llama::{Config, Llama};
 use crate::LmError;
 
-/// A row-major `[rows, cols]` matrix stored as Q8_0 blocks (each row padded to whole
-/// blocks with zeros).
+/// How a [`QMatrix`] stores its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QFormat {
+    /// Q8_0 blocks.
+    Q8_0,
+    /// Q4_1 blocks (used only where they hold the weights exactly).
+    Q4_1,
+}
+
+#[derive(Debug, Clone)]
+enum QData {
+    Q8(Vec<BlockQ8>),
+    Q41(Vec<BlockQ4_1>),
+}
+
+/// A row-major `[rows, cols]` matrix of quantized blocks (each row padded to whole blocks).
 #[derive(Debug, Clone)]
 pub struct QMatrix {
     rows: usize,
     cols: usize,
     kb: usize,
-    data: Vec<BlockQ8>,
+    data: QData,
 }
 
 impl QMatrix {
-    /// Quantizes a row-major `[rows, cols]` f32 matrix.
+    /// Quantizes a row-major `[rows, cols]` f32 matrix: as Q4_1 when that holds every value
+    /// exactly (weights that came from a Q4_1 file), else as Q8_0.
     pub fn from_f32(rows: usize, cols: usize, w: &[f32]) -> QMatrix {
         assert_eq!(w.len(), rows * cols, "QMatrix::from_f32: size");
+        let kb = cols.div_ceil(QK);
+        let mut q4 = vec![BlockQ4_1::ZERO; rows * kb];
+        let mut exact = true;
+        for (r, out) in q4.chunks_mut(kb.max(1)).enumerate().take(rows) {
+            let src = &w[r * cols..(r + 1) * cols];
+            quantize_row_q4_1(src, out);
+            // exact up to float rounding of the grid: far below a quantization step
+            exact = src.iter().enumerate().all(|(i, &v)| {
+                let b = &out[i / QK];
+                (b.value(i % QK) - v).abs() <= 1e-3 * b.d + 1e-6 * v.abs()
+            });
+            if !exact {
+                break;
+            }
+        }
+        if exact {
+            return QMatrix {
+                rows,
+                cols,
+                kb,
+                data: QData::Q41(q4),
+            };
+        }
+        Self::from_f32_q8(rows, cols, w)
+    }
+
+    /// Quantizes a row-major `[rows, cols]` f32 matrix as Q8_0.
+    pub fn from_f32_q8(rows: usize, cols: usize, w: &[f32]) -> QMatrix {
+        assert_eq!(w.len(), rows * cols, "QMatrix::from_f32_q8: size");
         let kb = cols.div_ceil(QK);
         let mut data = vec![BlockQ8::ZERO; rows * kb];
         for (r, out) in data.chunks_mut(kb.max(1)).enumerate().take(rows) {
@@ -49,7 +96,7 @@ impl QMatrix {
             rows,
             cols,
             kb,
-            data,
+            data: QData::Q8(data),
         }
     }
 
@@ -63,13 +110,34 @@ impl QMatrix {
         self.cols
     }
 
-    fn row(&self, r: usize) -> &[BlockQ8] {
-        &self.data[r * self.kb..(r + 1) * self.kb]
+    /// The storage format.
+    pub fn format(&self) -> QFormat {
+        match self.data {
+            QData::Q8(_) => QFormat::Q8_0,
+            QData::Q41(_) => QFormat::Q4_1,
+        }
+    }
+
+    /// Writes row `r`'s values into `out` (`cols` values).
+    fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let span = r * self.kb..(r + 1) * self.kb;
+        match &self.data {
+            QData::Q8(d) => dequantize_row(&d[span], out),
+            QData::Q41(d) => {
+                let blocks = &d[span];
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = blocks[i / QK].value(i % QK);
+                }
+            }
+        }
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.data.len() * std::mem::size_of::<BlockQ8>()
+        match &self.data {
+            QData::Q8(d) => std::mem::size_of_val(d.as_slice()),
+            QData::Q41(d) => std::mem::size_of_val(d.as_slice()),
+        }
     }
 }
 
@@ -328,6 +396,23 @@ impl CpuModel {
         self.cos.len() / (self.cfg.head_dim() / 2).max(1)
     }
 
+    /// The weights' storage, e.g. `q4_1×120+q8_0×1` (matrices per format; q, k and v are
+    /// one matrix, gate and up another).
+    pub fn formats(&self) -> String {
+        let mut all: Vec<&QMatrix> = vec![&self.embed];
+        all.extend(&self.lm_head);
+        for l in &self.layers {
+            all.extend([&l.qkv, &l.o, &l.gate_up, &l.down]);
+        }
+        let n4 = all.iter().filter(|m| m.format() == QFormat::Q4_1).count();
+        let n8 = all.len() - n4;
+        match (n4, n8) {
+            (0, _) => format!("q8_0×{n8}"),
+            (_, 0) => format!("q4_1×{n4}"),
+            _ => format!("q4_1×{n4}+q8_0×{n8}"),
+        }
+    }
+
     /// Bytes of weights held.
     pub fn weight_bytes(&self) -> usize {
         let mut n = self.embed.bytes() + self.lm_head.as_ref().map_or(0, QMatrix::bytes);
@@ -391,7 +476,7 @@ impl CpuModel {
         let tokens: Vec<u32> = seqs.iter().flat_map(|s| s.tokens.iter().copied()).collect();
         let mut h = vec![0f32; m * hs];
         h.par_chunks_mut(hs).zip(&tokens).for_each(|(row, &t)| {
-            dequantize_row(self.embed.row(t as usize), row);
+            self.embed.dequantize_row(t as usize, row);
         });
         let kb = |w: usize| w.div_ceil(QK);
         let mut xq = vec![BlockQ8::ZERO; m * kb(hs.max(qw).max(f))];
@@ -562,10 +647,52 @@ impl CpuModel {
     /// `out[r][j] = x[r] · w[j]` for the first `m` rows of `x` (blocks of `w.cols` wide
     /// rows); `out` is `[m, w.rows]`. Parallel over chunks of `w`'s rows.
     fn matmul(&self, x: &[BlockQ8], m: usize, w: &QMatrix, out: &mut [f32]) {
+        let k = self.kernels;
+        match &w.data {
+            QData::Q8(d) => self.matmul_rows(m, w, out, |j, r0, n, dst| {
+                let wr = &d[j * w.kb..(j + 1) * w.kb];
+                let xr = |r: usize| &x[r * w.kb..(r + 1) * w.kb];
+                if n == 4 {
+                    dst.copy_from_slice(
+                        &k.dot_q8(wr, [xr(r0), xr(r0 + 1), xr(r0 + 2), xr(r0 + 3)]),
+                    );
+                } else {
+                    dst[0] = k.dot_q8(wr, [xr(r0)])[0];
+                }
+            }),
+            QData::Q41(d) => {
+                let mut sums = vec![0f32; m * w.kb];
+                block_sums(&x[..m * w.kb], &mut sums);
+                self.matmul_rows(m, w, out, |j, r0, n, dst| {
+                    let wr = &d[j * w.kb..(j + 1) * w.kb];
+                    let xr = |r: usize| &x[r * w.kb..(r + 1) * w.kb];
+                    let sr = |r: usize| &sums[r * w.kb..(r + 1) * w.kb];
+                    if n == 4 {
+                        dst.copy_from_slice(&k.dot_q4_1(
+                            wr,
+                            [xr(r0), xr(r0 + 1), xr(r0 + 2), xr(r0 + 3)],
+                            [sr(r0), sr(r0 + 1), sr(r0 + 2), sr(r0 + 3)],
+                        ));
+                    } else {
+                        dst[0] = k.dot_q4_1(wr, [xr(r0)], [sr(r0)])[0];
+                    }
+                })
+            }
+        }
+    }
+
+    /// The loop of [`CpuModel::matmul`]: `dot(j, r0, n, dst)` writes `x[r0 + i] · w[j]` for
+    /// `i < n` (`n` is 4 or 1) into `dst`.
+    fn matmul_rows(
+        &self,
+        m: usize,
+        w: &QMatrix,
+        out: &mut [f32],
+        dot: impl Fn(usize, usize, usize, &mut [f32]) + Sync,
+    ) {
         use rayon::prelude::*;
-        let (n, kb) = (w.rows, w.kb);
+        let n = w.rows;
         let chunk = (n / (self.threads * 8)).clamp(16, 256);
-        let xr = |r: usize| &x[r * kb..(r + 1) * kb];
         let parts: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(chunk))
             .into_par_iter()
             .map(|c| {
@@ -573,23 +700,18 @@ impl CpuModel {
                 let cw = j1 - j0;
                 let mut local = vec![0f32; m * cw];
                 const RB: usize = 64;
+                let mut d = [0f32; 4];
                 for rb in (0..m).step_by(RB) {
                     let re = (rb + RB).min(m);
                     for j in j0..j1 {
-                        let wr = w.row(j);
                         let mut r = rb;
-                        while r + 4 <= re {
-                            let d = self
-                                .kernels
-                                .dot_q8(wr, [xr(r), xr(r + 1), xr(r + 2), xr(r + 3)]);
-                            for (i, v) in d.into_iter().enumerate() {
-                                local[(r + i) * cw + (j - j0)] = v;
-                            }
-                            r += 4;
-                        }
                         while r < re {
-                            local[r * cw + (j - j0)] = self.kernels.dot_q8(wr, [xr(r)])[0];
-                            r += 1;
+                            let step = if r + 4 <= re { 4 } else { 1 };
+                            dot(j, r, step, &mut d[..step]);
+                            for (i, v) in d[..step].iter().enumerate() {
+                                local[(r + i) * cw + (j - j0)] = *v;
+                            }
+                            r += step;
                         }
                     }
                 }

@@ -1,6 +1,6 @@
-//! The CPU inference kernels: Q8_0 weight and activation blocks, their dot products and the
-//! f32 vector ops of attention, each with a portable scalar version and x86-64 versions
-//! picked at run time ([`Isa::detect`]).
+//! The CPU inference kernels: Q8_0 and Q4_1 weight blocks, Q8_0 activation blocks, their
+//! dot products and the f32 vector ops of attention, each with a portable scalar version and
+//! x86-64 versions picked at run time ([`Isa::detect`]).
 //!
 //! This is the one module of the workspace that may use `unsafe` (the lint is `deny`
 //! elsewhere, checked by `tests/it/tidy.rs`): `std::arch` loads take raw pointers, and a
@@ -55,6 +55,69 @@ pub fn dequantize_row(blocks: &[BlockQ8], out: &mut [f32]) {
     for (i, o) in out.iter_mut().enumerate() {
         let b = &blocks[i / QK];
         *o = b.d * f32::from(b.qs[i % QK]);
+    }
+}
+
+/// 32 values as `d · q + m` with `q ∈ [0, 15]` (llama.cpp's Q4_1 with f32 scale and min;
+/// `qs[j]` holds value `j` in its low nibble and value `j + 16` in its high one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct BlockQ4_1 {
+    /// The scale.
+    pub d: f32,
+    /// The minimum.
+    pub m: f32,
+    /// The quantized values, two per byte.
+    pub qs: [u8; QK / 2],
+}
+
+impl BlockQ4_1 {
+    /// The zero block.
+    pub const ZERO: BlockQ4_1 = BlockQ4_1 {
+        d: 0.0,
+        m: 0.0,
+        qs: [0; QK / 2],
+    };
+
+    /// Value `j` of the block.
+    pub fn value(&self, j: usize) -> f32 {
+        let byte = self.qs[j % (QK / 2)];
+        let q = if j < QK / 2 { byte & 0x0F } else { byte >> 4 };
+        self.d * f32::from(q) + self.m
+    }
+}
+
+/// Quantizes `x` into Q4_1 blocks (`out.len() == x.len().div_ceil(QK)`; a short last block
+/// is padded with `q = 0`): per block `m = min x`, `d = (max x − m) / 15`,
+/// `q = round((x − m) / d)` — what llama.cpp's reference quantizer does, so weights that
+/// were stored this way come back exactly.
+pub fn quantize_row_q4_1(x: &[f32], out: &mut [BlockQ4_1]) {
+    for (b, o) in out.iter_mut().enumerate() {
+        let lo = (b * QK).min(x.len());
+        let hi = ((b + 1) * QK).min(x.len());
+        let src = &x[lo..hi];
+        let min = src.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = src.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        *o = BlockQ4_1::ZERO;
+        if src.is_empty() {
+            continue;
+        }
+        let d = (max - min) / 15.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        o.d = d;
+        o.m = min;
+        for (j, v) in src.iter().enumerate() {
+            let q = ((v - min) * id).round().clamp(0.0, 15.0) as u8;
+            let k = j % (QK / 2);
+            o.qs[k] |= if j < QK / 2 { q } else { q << 4 };
+        }
+    }
+}
+
+/// `d · Σ q` of each activation block: the sums the Q4_1 dot product needs for its `m` term.
+pub fn block_sums(x: &[BlockQ8], out: &mut [f32]) {
+    for (o, b) in out.iter_mut().zip(x) {
+        *o = b.d * b.qs.iter().map(|&q| i32::from(q)).sum::<i32>() as f32;
     }
 }
 
@@ -139,6 +202,32 @@ impl Kernels {
         dot_q8(self.0, w, xs)
     }
 
+    /// `out[r] = Σ_b w[b] · xs[r][b]` for `R` activation rows against one Q4_1 weight row;
+    /// `sums[r]` are the rows' [`block_sums`].
+    #[inline]
+    pub fn dot_q4_1<const R: usize>(
+        self,
+        w: &[BlockQ4_1],
+        xs: [&[BlockQ8]; R],
+        sums: [&[f32]; R],
+    ) -> [f32; R] {
+        for (x, s) in xs.iter().zip(&sums) {
+            assert!(
+                x.len() == w.len() && s.len() == w.len(),
+                "dot_q4_1: rows of different lengths"
+            );
+        }
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a `Kernels` value was checked against this CPU; the lengths match.
+            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, xs, sums) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, xs, sums) },
+            _ => dot_q4_1_scalar(w, xs, sums),
+        }
+    }
+
     /// `Σ a[i] b[i]`.
     #[inline]
     pub fn dot_f32(self, a: &[f32], b: &[f32]) -> f32 {
@@ -188,6 +277,29 @@ fn dot_q8_scalar<const R: usize>(w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R]
     out
 }
 
+fn dot_q4_1_scalar<const R: usize>(
+    w: &[BlockQ4_1],
+    xs: [&[BlockQ8]; R],
+    sums: [&[f32]; R],
+) -> [f32; R] {
+    let mut out = [0f32; R];
+    for r in 0..R {
+        let (mut acc, mut lin) = (0f32, 0f32);
+        for (b, wb) in w.iter().enumerate() {
+            let xb = &xs[r][b];
+            let mut s = 0i32;
+            for (k, &byte) in wb.qs.iter().enumerate() {
+                s += i32::from(byte & 0x0F) * i32::from(xb.qs[k]);
+                s += i32::from(byte >> 4) * i32::from(xb.qs[k + QK / 2]);
+            }
+            acc += s as f32 * (wb.d * xb.d);
+            lin += wb.m * sums[r][b];
+        }
+        out[r] = acc + lin;
+    }
+    out
+}
+
 /// [`Kernels::dot_f32`]; `isa` must be supported.
 #[inline]
 fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
@@ -219,7 +331,7 @@ fn axpy(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{BlockQ8, QK};
+    use super::{BlockQ4_1, BlockQ8, QK};
     use std::arch::x86_64::*;
 
     #[inline]
@@ -240,61 +352,100 @@ mod x86 {
         unsafe { _mm256_loadu_si256(b.qs.as_ptr().cast::<__m256i>()) }
     }
 
-    /// # Safety
-    /// The CPU supports AVX2 and FMA; every `xs[r]` has `w.len()` blocks.
+    /// `Σ a·b` of 32 unsigned × 32 signed bytes, as eight i32 lanes (AVX2: `maddubs`,
+    /// whose pairwise i16 sums cannot saturate for `a ≤ 127` or `a ≤ 15`).
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot_q8_avx2<const R: usize>(
-        w: &[BlockQ8],
-        xs: [&[BlockQ8]; R],
-    ) -> [f32; R] {
-        let mut acc = [_mm256_setzero_ps(); R];
-        let ones = _mm256_set1_epi16(1);
-        for (b, wb) in w.iter().enumerate() {
-            let wv = load(wb);
-            // |w| · (x · sign w) = w · x, in the unsigned × signed form `maddubs` takes;
-            // |q| ≤ 127, so the pairwise i16 sums cannot saturate.
-            let aw = _mm256_sign_epi8(wv, wv);
-            for r in 0..R {
-                let xb = &xs[r][b];
-                let sx = _mm256_sign_epi8(load(xb), wv);
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
-                let s = _mm256_set1_ps(wb.d * xb.d);
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
-            }
-        }
-        let mut out = [0f32; R];
-        for r in 0..R {
-            out[r] = hsum(acc[r]);
-        }
-        out
+    fn idot_avx2(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
     }
 
-    /// # Safety
-    /// The CPU supports AVX2, FMA, AVX-512 F/BW/VL and VNNI; every `xs[r]` has `w.len()`
-    /// blocks.
+    /// The same with AVX-512 VNNI (`vpdpbusd`, no intermediate i16).
+    #[inline]
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub(super) unsafe fn dot_q8_vnni<const R: usize>(
-        w: &[BlockQ8],
-        xs: [&[BlockQ8]; R],
-    ) -> [f32; R] {
-        let mut acc = [_mm256_setzero_ps(); R];
-        for (b, wb) in w.iter().enumerate() {
-            let wv = load(wb);
-            let aw = _mm256_sign_epi8(wv, wv);
-            for r in 0..R {
-                let xb = &xs[r][b];
-                let sx = _mm256_sign_epi8(load(xb), wv);
-                let p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx);
-                let s = _mm256_set1_ps(wb.d * xb.d);
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
-            }
-        }
-        let mut out = [0f32; R];
-        for r in 0..R {
-            out[r] = hsum(acc[r]);
-        }
-        out
+    fn idot_vnni(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
     }
+
+    /// The 32 nibbles of a Q4_1 block as bytes in value order.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn nibbles(b: &BlockQ4_1) -> __m256i {
+        // SAFETY: `qs` is 16 readable bytes; the load is unaligned.
+        let raw = unsafe { _mm_loadu_si128(b.qs.as_ptr().cast::<__m128i>()) };
+        let both = _mm256_set_m128i(_mm_srli_epi16::<4>(raw), raw);
+        _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+    }
+
+    /// The Q8_0 and Q4_1 dot products for one instruction set: the same code, only the
+    /// byte dot product (`$idot`) differs.
+    macro_rules! int8_kernels {
+        ($q8:ident, $q41:ident, $features:literal, $idot:ident) => {
+            /// # Safety
+            /// The CPU supports the function's target features; every `xs[r]` has
+            /// `w.len()` blocks.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $q8<const R: usize>(
+                w: &[BlockQ8],
+                xs: [&[BlockQ8]; R],
+            ) -> [f32; R] {
+                let mut acc = [_mm256_setzero_ps(); R];
+                for (b, wb) in w.iter().enumerate() {
+                    let wv = load(wb);
+                    // |w| · (x · sign w) = w · x, in the unsigned × signed form the byte
+                    // dot products take.
+                    let aw = _mm256_sign_epi8(wv, wv);
+                    for r in 0..R {
+                        let xb = &xs[r][b];
+                        let p = $idot(aw, _mm256_sign_epi8(load(xb), wv));
+                        let s = _mm256_set1_ps(wb.d * xb.d);
+                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
+                    }
+                }
+                let mut out = [0f32; R];
+                for r in 0..R {
+                    out[r] = hsum(acc[r]);
+                }
+                out
+            }
+
+            /// # Safety
+            /// The CPU supports the function's target features; every `xs[r]` and
+            /// `sums[r]` has `w.len()` entries.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $q41<const R: usize>(
+                w: &[BlockQ4_1],
+                xs: [&[BlockQ8]; R],
+                sums: [&[f32]; R],
+            ) -> [f32; R] {
+                let mut acc = [_mm256_setzero_ps(); R];
+                let mut lin = [0f32; R];
+                for (b, wb) in w.iter().enumerate() {
+                    let q = nibbles(wb);
+                    for r in 0..R {
+                        let xb = &xs[r][b];
+                        let p = $idot(q, load(xb));
+                        let s = _mm256_set1_ps(wb.d * xb.d);
+                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
+                        lin[r] += wb.m * sums[r][b];
+                    }
+                }
+                let mut out = [0f32; R];
+                for r in 0..R {
+                    out[r] = hsum(acc[r]) + lin[r];
+                }
+                out
+            }
+        };
+    }
+
+    int8_kernels!(dot_q8_avx2, dot_q4_1_avx2, "avx2,fma", idot_avx2);
+    int8_kernels!(
+        dot_q8_vnni,
+        dot_q4_1_vnni,
+        "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni",
+        idot_vnni
+    );
 
     /// # Safety
     /// The CPU supports AVX2 and FMA; `a.len() == b.len()`.
@@ -384,15 +535,51 @@ mod tests {
     }
 
     #[test]
+    fn q4_1_quantization_is_within_half_a_step_and_exact_on_its_own_grid() {
+        let x = rows(5, 70);
+        let mut q = vec![BlockQ4_1::ZERO; x.len().div_ceil(QK)];
+        quantize_row_q4_1(&x, &mut q);
+        let back: Vec<f32> = (0..x.len()).map(|i| q[i / QK].value(i % QK)).collect();
+        for (i, (a, b)) in x.iter().zip(&back).enumerate() {
+            assert!((a - b).abs() <= q[i / QK].d * 0.5 + 1e-6, "{i}: {a} vs {b}");
+        }
+        // values already on a Q4_1 grid (as dequantized from a Q4_1 file) come back exactly
+        let mut again = vec![BlockQ4_1::ZERO; q.len()];
+        quantize_row_q4_1(&back, &mut again);
+        let twice: Vec<f32> = (0..x.len()).map(|i| again[i / QK].value(i % QK)).collect();
+        for (a, b) in back.iter().zip(&twice) {
+            assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "{a} vs {b}");
+        }
+        // a dot product equals the one of the dequantized weights
+        let xq = {
+            let mut v = vec![BlockQ8::ZERO; q.len()];
+            quantize_row(&rows(6, 70), &mut v);
+            v
+        };
+        let mut xs = vec![0f32; 70];
+        dequantize_row(&xq, &mut xs);
+        let want: f32 = back.iter().zip(&xs).map(|(a, b)| a * b).sum();
+        let mut sums = vec![0f32; q.len()];
+        block_sums(&xq, &mut sums);
+        let got = dot_q4_1_scalar(&q, [&xq], [&sums])[0];
+        assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+    }
+
+    #[test]
     fn every_supported_isa_gives_the_scalar_dot_products() {
-        let (k, m) = (32 * 7, 4);
+        let (n, m) = (32 * 7, 4);
         let quant = |x: &[f32]| {
             let mut q = vec![BlockQ8::ZERO; x.len() / QK];
             quantize_row(x, &mut q);
             q
         };
-        let w = quant(&rows(2, k));
-        let xs: Vec<Vec<BlockQ8>> = (0..m).map(|i| quant(&rows(10 + i as u64, k))).collect();
+        let quant4 = |x: &[f32]| {
+            let mut q = vec![BlockQ4_1::ZERO; x.len() / QK];
+            quantize_row_q4_1(x, &mut q);
+            q
+        };
+        let w = quant(&rows(2, n));
+        let xs: Vec<Vec<BlockQ8>> = (0..m).map(|i| quant(&rows(10 + i as u64, n))).collect();
         let want = dot_q8_scalar(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
         let (a, b) = (rows(3, 67), rows(4, 67));
         let want_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
@@ -406,6 +593,28 @@ mod tests {
                 );
                 let one = k.dot_q8(&w, [&xs[r]]);
                 assert_eq!(one[0], got[r], "{isa:?}: batching changes nothing");
+            }
+            // Q4_1 weights against the same activations
+            let w4 = quant4(&rows(2, n));
+            let sums: Vec<Vec<f32>> = xs
+                .iter()
+                .map(|x| {
+                    let mut s = vec![0f32; x.len()];
+                    block_sums(x, &mut s);
+                    s
+                })
+                .collect();
+            let want4 = dot_q4_1_scalar(&w4, [&xs[0], &xs[1]], [&sums[0], &sums[1]]);
+            let got4 = k.dot_q4_1(&w4, [&xs[0], &xs[1]], [&sums[0], &sums[1]]);
+            for r in 0..2 {
+                assert!(
+                    (got4[r] - want4[r]).abs() <= 1e-4 * want4[r].abs().max(1.0),
+                    "{isa:?}: {} vs {}",
+                    got4[r],
+                    want4[r]
+                );
+                let one = k.dot_q4_1(&w4, [&xs[r]], [&sums[r]]);
+                assert_eq!(one[0], got4[r], "{isa:?}: batching changes nothing");
             }
             let d = k.dot_f32(&a, &b);
             assert!((d - want_dot).abs() < 1e-4, "{isa:?}: {d} vs {want_dot}");
