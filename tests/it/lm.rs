@@ -641,7 +641,7 @@ fn smollm2_q8_log_probs_follow_the_f32_model() {
         .flat_map(|(x, y)| x.token_logprobs.iter().zip(&y.token_logprobs))
         .map(|(p, q)| (p - q).abs())
         .fold(0f32, f32::max);
-    println!("max |Δ token log-prob| q8_0 vs f32: {worst}");
+    println!("max |Δ token log-prob| quantized vs f32: {worst}");
     // Measured 0.46 nats at worst on this prompt, 0.34 of it from requantizing the file's
     // Q4_1 weights to Q8_0 (weights alone, f32 activations), the rest from Q8 activations.
     assert!(worst <= 0.6, "max |Δ token log-prob| {worst}");

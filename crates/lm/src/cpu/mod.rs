@@ -41,7 +41,9 @@ pub enum QFormat {
 #[derive(Debug, Clone)]
 enum QData {
     Q8(Vec<BlockQ8>),
-    Q41(Vec<BlockQ4_1>),
+    /// The blocks, and their mins again contiguously (`[rows, kb]`), for the vectorised
+    /// min term of the dot product.
+    Q41(Vec<BlockQ4_1>, Vec<f32>),
 }
 
 /// A row-major `[rows, cols]` matrix of quantized blocks (each row padded to whole blocks).
@@ -74,11 +76,12 @@ impl QMatrix {
             }
         }
         if exact {
+            let mins = q4.iter().map(|b| b.m).collect();
             return QMatrix {
                 rows,
                 cols,
                 kb,
-                data: QData::Q41(q4),
+                data: QData::Q41(q4, mins),
             };
         }
         Self::from_f32_q8(rows, cols, w)
@@ -114,7 +117,7 @@ impl QMatrix {
     pub fn format(&self) -> QFormat {
         match self.data {
             QData::Q8(_) => QFormat::Q8_0,
-            QData::Q41(_) => QFormat::Q4_1,
+            QData::Q41(..) => QFormat::Q4_1,
         }
     }
 
@@ -123,7 +126,7 @@ impl QMatrix {
         let span = r * self.kb..(r + 1) * self.kb;
         match &self.data {
             QData::Q8(d) => dequantize_row(&d[span], out),
-            QData::Q41(d) => {
+            QData::Q41(d, _) => {
                 let blocks = &d[span];
                 for (i, o) in out.iter_mut().enumerate() {
                     *o = blocks[i / QK].value(i % QK);
@@ -136,7 +139,9 @@ impl QMatrix {
     pub fn bytes(&self) -> usize {
         match &self.data {
             QData::Q8(d) => std::mem::size_of_val(d.as_slice()),
-            QData::Q41(d) => std::mem::size_of_val(d.as_slice()),
+            QData::Q41(d, mins) => {
+                std::mem::size_of_val(d.as_slice()) + std::mem::size_of_val(mins.as_slice())
+            }
         }
     }
 }
@@ -660,21 +665,23 @@ impl CpuModel {
                     dst[0] = k.dot_q8(wr, [xr(r0)])[0];
                 }
             }),
-            QData::Q41(d) => {
+            QData::Q41(d, mins) => {
                 let mut sums = vec![0f32; m * w.kb];
                 block_sums(&x[..m * w.kb], &mut sums);
                 self.matmul_rows(m, w, out, |j, r0, n, dst| {
-                    let wr = &d[j * w.kb..(j + 1) * w.kb];
+                    let span = j * w.kb..(j + 1) * w.kb;
+                    let (wr, mr) = (&d[span.clone()], &mins[span]);
                     let xr = |r: usize| &x[r * w.kb..(r + 1) * w.kb];
-                    let sr = |r: usize| &sums[r * w.kb..(r + 1) * w.kb];
                     if n == 4 {
-                        dst.copy_from_slice(&k.dot_q4_1(
-                            wr,
-                            [xr(r0), xr(r0 + 1), xr(r0 + 2), xr(r0 + 3)],
-                            [sr(r0), sr(r0 + 1), sr(r0 + 2), sr(r0 + 3)],
-                        ));
+                        dst.copy_from_slice(
+                            &k.dot_q4_1(wr, [xr(r0), xr(r0 + 1), xr(r0 + 2), xr(r0 + 3)]),
+                        );
                     } else {
-                        dst[0] = k.dot_q4_1(wr, [xr(r0)], [sr(r0)])[0];
+                        dst[0] = k.dot_q4_1(wr, [xr(r0)])[0];
+                    }
+                    // the min term, the same for any batch
+                    for (i, v) in dst.iter_mut().enumerate() {
+                        *v += k.dot_f32(mr, &sums[(r0 + i) * w.kb..(r0 + i + 1) * w.kb]);
                     }
                 })
             }

@@ -202,29 +202,23 @@ impl Kernels {
         dot_q8(self.0, w, xs)
     }
 
-    /// `out[r] = Σ_b w[b] · xs[r][b]` for `R` activation rows against one Q4_1 weight row;
-    /// `sums[r]` are the rows' [`block_sums`].
+    /// The scale part of a Q4_1 dot product, `out[r] = Σ_b d_b · dx · Σ q · xq`, for `R`
+    /// activation rows against one Q4_1 weight row. The whole product adds the min part,
+    /// `Σ_b m_b · sums[r][b]` ([`block_sums`]): one [`Kernels::dot_f32`] of the row's mins
+    /// and the activation's block sums.
     #[inline]
-    pub fn dot_q4_1<const R: usize>(
-        self,
-        w: &[BlockQ4_1],
-        xs: [&[BlockQ8]; R],
-        sums: [&[f32]; R],
-    ) -> [f32; R] {
-        for (x, s) in xs.iter().zip(&sums) {
-            assert!(
-                x.len() == w.len() && s.len() == w.len(),
-                "dot_q4_1: rows of different lengths"
-            );
+    pub fn dot_q4_1<const R: usize>(self, w: &[BlockQ4_1], xs: [&[BlockQ8]; R]) -> [f32; R] {
+        for x in &xs {
+            assert_eq!(x.len(), w.len(), "dot_q4_1: rows of different lengths");
         }
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` value was checked against this CPU; the lengths match.
-            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, xs, sums) },
+            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, xs) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, xs, sums) },
-            _ => dot_q4_1_scalar(w, xs, sums),
+            Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, xs) },
+            _ => dot_q4_1_scalar(w, xs),
         }
     }
 
@@ -277,14 +271,10 @@ fn dot_q8_scalar<const R: usize>(w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R]
     out
 }
 
-fn dot_q4_1_scalar<const R: usize>(
-    w: &[BlockQ4_1],
-    xs: [&[BlockQ8]; R],
-    sums: [&[f32]; R],
-) -> [f32; R] {
+fn dot_q4_1_scalar<const R: usize>(w: &[BlockQ4_1], xs: [&[BlockQ8]; R]) -> [f32; R] {
     let mut out = [0f32; R];
     for r in 0..R {
-        let (mut acc, mut lin) = (0f32, 0f32);
+        let mut acc = 0f32;
         for (b, wb) in w.iter().enumerate() {
             let xb = &xs[r][b];
             let mut s = 0i32;
@@ -293,9 +283,8 @@ fn dot_q4_1_scalar<const R: usize>(
                 s += i32::from(byte >> 4) * i32::from(xb.qs[k + QK / 2]);
             }
             acc += s as f32 * (wb.d * xb.d);
-            lin += wb.m * sums[r][b];
         }
-        out[r] = acc + lin;
+        out[r] = acc;
     }
     out
 }
@@ -410,16 +399,14 @@ mod x86 {
             }
 
             /// # Safety
-            /// The CPU supports the function's target features; every `xs[r]` and
-            /// `sums[r]` has `w.len()` entries.
+            /// The CPU supports the function's target features; every `xs[r]` has
+            /// `w.len()` blocks.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $q41<const R: usize>(
                 w: &[BlockQ4_1],
                 xs: [&[BlockQ8]; R],
-                sums: [&[f32]; R],
             ) -> [f32; R] {
                 let mut acc = [_mm256_setzero_ps(); R];
-                let mut lin = [0f32; R];
                 for (b, wb) in w.iter().enumerate() {
                     let q = nibbles(wb);
                     for r in 0..R {
@@ -427,12 +414,11 @@ mod x86 {
                         let p = $idot(q, load(xb));
                         let s = _mm256_set1_ps(wb.d * xb.d);
                         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
-                        lin[r] += wb.m * sums[r][b];
                     }
                 }
                 let mut out = [0f32; R];
                 for r in 0..R {
-                    out[r] = hsum(acc[r]) + lin[r];
+                    out[r] = hsum(acc[r]);
                 }
                 out
             }
@@ -561,7 +547,9 @@ mod tests {
         let want: f32 = back.iter().zip(&xs).map(|(a, b)| a * b).sum();
         let mut sums = vec![0f32; q.len()];
         block_sums(&xq, &mut sums);
-        let got = dot_q4_1_scalar(&q, [&xq], [&sums])[0];
+        let mins: Vec<f32> = q.iter().map(|b| b.m).collect();
+        let lin: f32 = mins.iter().zip(&sums).map(|(a, b)| a * b).sum();
+        let got = dot_q4_1_scalar(&q, [&xq])[0] + lin;
         assert!((got - want).abs() < 1e-3, "{got} vs {want}");
     }
 
@@ -604,16 +592,17 @@ mod tests {
                     s
                 })
                 .collect();
-            let want4 = dot_q4_1_scalar(&w4, [&xs[0], &xs[1]], [&sums[0], &sums[1]]);
-            let got4 = k.dot_q4_1(&w4, [&xs[0], &xs[1]], [&sums[0], &sums[1]]);
+            let mins: Vec<f32> = w4.iter().map(|b| b.m).collect();
+            let full = |d: f32, r: usize| d + k.dot_f32(&mins, &sums[r]);
+            let want4 = dot_q4_1_scalar(&w4, [&xs[0], &xs[1]]);
+            let got4 = k.dot_q4_1(&w4, [&xs[0], &xs[1]]);
             for r in 0..2 {
+                let (g, w) = (full(got4[r], r), full(want4[r], r));
                 assert!(
-                    (got4[r] - want4[r]).abs() <= 1e-4 * want4[r].abs().max(1.0),
-                    "{isa:?}: {} vs {}",
-                    got4[r],
-                    want4[r]
+                    (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "{isa:?}: {g} vs {w}"
                 );
-                let one = k.dot_q4_1(&w4, [&xs[r]], [&sums[r]]);
+                let one = k.dot_q4_1(&w4, [&xs[r]]);
                 assert_eq!(one[0], got4[r], "{isa:?}: batching changes nothing");
             }
             let d = k.dot_f32(&a, &b);
