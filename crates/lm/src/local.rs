@@ -809,14 +809,15 @@ type Active = (Decoding, u32, GenReply);
 /// The worker's loop. On the quantized path it batches continuously: every turn it takes
 /// whatever requests have arrived, starts the new generations together (one pass over all
 /// their prompts), answers score and text requests, then advances every generation in
-/// progress by one token in one forward pass — so concurrent episodes share each pass over
-/// the weights instead of queueing whole requests. Rows of a batch do not interact, so
-/// every answer is the one the request would get alone (tested).
+/// progress token by token, all of them in one forward pass per token — so concurrent
+/// episodes share each pass over the weights instead of queueing whole requests. Rows of a
+/// batch do not interact, so every answer is the one the request would get alone (tested).
 fn serve(engine: &Engine, rx: &mpsc::Receiver<Job>) {
     let mut active: Vec<Active> = Vec::new();
+    let mut deferred: Vec<Job> = Vec::new();
     loop {
-        let mut jobs = Vec::new();
-        if active.is_empty() {
+        let mut jobs = std::mem::take(&mut deferred);
+        if active.is_empty() && jobs.is_empty() {
             match rx.recv() {
                 Ok(j) => jobs.push(j),
                 Err(_) => return,
@@ -830,27 +831,46 @@ fn serve(engine: &Engine, rx: &mpsc::Receiver<Job>) {
             run_jobs(engine, jobs);
             continue;
         }
-        let mut gens = Vec::new();
-        let mut rest = Vec::new();
-        for j in jobs {
-            match j {
-                Job::Generate(p, params, reply) => gens.push((p, params, reply)),
-                other => rest.push(other),
-            }
-        }
+        let (gens, rest) = split_generations(jobs);
         start_generations(engine, gens, &mut active);
         run_jobs(engine, rest);
-        step_generations(engine, &mut active);
+        // A burst of decoding steps: a step costs a few milliseconds and a prompt pass
+        // hundreds, so generations (short queries, thoughts) finish within a burst instead
+        // of waiting a whole prompt pass per token. Generations arriving meanwhile join at
+        // the next step; other requests wait for the end of the burst.
+        for _ in 0..DECODE_BURST {
+            if active.is_empty() {
+                break;
+            }
+            step_generations(engine, &mut active);
+            let (gens, rest) = split_generations(rx.try_iter().collect());
+            start_generations(engine, gens, &mut active);
+            deferred.extend(rest);
+        }
     }
+}
+
+/// Decoding steps the worker runs before it takes other requests again.
+const DECODE_BURST: usize = 32;
+
+type GenJob = (String, GenParams, GenReply);
+
+/// Generation requests apart from the others (each list in arrival order).
+fn split_generations(jobs: Vec<Job>) -> (Vec<GenJob>, Vec<Job>) {
+    let mut gens = Vec::new();
+    let mut rest = Vec::new();
+    for j in jobs {
+        match j {
+            Job::Generate(p, params, reply) => gens.push((p, params, reply)),
+            other => rest.push(other),
+        }
+    }
+    (gens, rest)
 }
 
 /// Starts generations (their prompts in one forward pass), adding those that go on to
 /// `active` and answering those that end at once.
-fn start_generations(
-    engine: &Engine,
-    gens: Vec<(String, GenParams, GenReply)>,
-    active: &mut Vec<Active>,
-) {
+fn start_generations(engine: &Engine, gens: Vec<GenJob>, active: &mut Vec<Active>) {
     let mut ok: Vec<(Vec<u32>, GenParams, GenReply)> = Vec::new();
     for (p, params, reply) in gens {
         match engine.encode_prompt(&p) {
