@@ -582,38 +582,17 @@ impl CpuModel {
         kvw: usize,
         out: &mut [f32],
     ) {
-        let hd = q.len();
-        let np: usize = prefix.iter().map(|c| c.len).sum();
-        let mut scores = Vec::with_capacity(np + own + 1);
-        let parts: Vec<(&Vec<f32>, &Vec<f32>, usize)> = prefix
+        let segs: Vec<(&[f32], &[f32], usize)> = prefix
             .iter()
-            .map(|p| (&p.k[layer], &p.v[layer], p.len))
-            .chain(std::iter::once((&cache.k[layer], &cache.v[layer], own + 1)))
+            .map(|p| (p.k[layer].as_slice(), p.v[layer].as_slice(), p.len))
+            .chain(std::iter::once((
+                cache.k[layer].as_slice(),
+                cache.v[layer].as_slice(),
+                own + 1,
+            )))
             .collect();
-        for (k, _, n) in &parts {
-            for t in 0..*n {
-                scores.push(
-                    self.kernels
-                        .dot_f32(q, &k[t * kvw + col..t * kvw + col + hd]),
-                );
-            }
-        }
-        let mx = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - mx).exp();
-            sum += *s;
-        }
-        out.fill(0.0);
-        let mut i = 0;
-        for (_, v, n) in &parts {
-            for t in 0..*n {
-                let p = scores[i] / sum;
-                self.kernels
-                    .axpy(p, &v[t * kvw + col..t * kvw + col + hd], out);
-                i += 1;
-            }
-        }
+        let mut scores = Vec::new();
+        self.kernels.attend(q, &segs, col, kvw, &mut scores, out);
     }
 
     fn rope(&self, x: &mut [f32], pos: usize) {

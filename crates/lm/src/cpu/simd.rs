@@ -222,6 +222,38 @@ impl Kernels {
         }
     }
 
+    /// Causal attention of one scaled query head `q` over the positions of `segs`, in
+    /// order: per segment its keys and values (position-major, `stride` values per
+    /// position, this head's at column `col`) and how many positions count. Writes the
+    /// head's output into `out`; `scores` is scratch.
+    pub fn attend(
+        self,
+        q: &[f32],
+        segs: &[(&[f32], &[f32], usize)],
+        col: usize,
+        stride: usize,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        let hd = q.len();
+        assert!(out.len() == hd && col + hd <= stride, "attend: shapes");
+        for (k, v, n) in segs {
+            assert!(
+                k.len() >= n * stride && v.len() >= n * stride,
+                "attend: segment"
+            );
+        }
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a `Kernels` value was checked against this CPU (both sets include
+            // AVX2 + FMA); the segments hold `n · stride` values and `col + hd <= stride`.
+            Isa::Avx2 | Isa::Avx512Vnni if hd % 8 == 0 => unsafe {
+                x86::attend_avx2(q, segs, col, stride, scores, out)
+            },
+            _ => attend_scalar(q, segs, col, stride, scores, out),
+        }
+    }
+
     /// `Σ a[i] b[i]`.
     #[inline]
     pub fn dot_f32(self, a: &[f32], b: &[f32]) -> f32 {
@@ -287,6 +319,53 @@ fn dot_q4_1_scalar<const R: usize>(w: &[BlockQ4_1], xs: [&[BlockQ8]; R]) -> [f32
         out[r] = acc;
     }
     out
+}
+
+/// Softmax of `scores` in place.
+fn softmax(scores: &mut [f32]) {
+    let mx = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - mx).exp();
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    for s in scores.iter_mut() {
+        *s *= inv;
+    }
+}
+
+fn attend_scalar(
+    q: &[f32],
+    segs: &[(&[f32], &[f32], usize)],
+    col: usize,
+    stride: usize,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    scores.clear();
+    for (k, _, n) in segs {
+        for t in 0..*n {
+            let kt = &k[t * stride + col..t * stride + col + hd];
+            scores.push(q.iter().zip(kt).map(|(a, b)| a * b).sum());
+        }
+    }
+    softmax(scores);
+    out.fill(0.0);
+    let mut i = 0;
+    for (_, v, n) in segs {
+        for t in 0..*n {
+            let p = scores[i];
+            for (o, x) in out
+                .iter_mut()
+                .zip(&v[t * stride + col..t * stride + col + hd])
+            {
+                *o += p * x;
+            }
+            i += 1;
+        }
+    }
 }
 
 /// [`Kernels::dot_f32`]; `isa` must be supported.
@@ -488,6 +567,61 @@ mod x86 {
         }
     }
 
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `q.len() == out.len()` is a multiple of 8; every
+    /// segment holds `n · stride` values and `col + q.len() <= stride`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn attend_avx2(
+        q: &[f32],
+        segs: &[(&[f32], &[f32], usize)],
+        col: usize,
+        stride: usize,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        let hd = q.len();
+        let n: usize = segs.iter().map(|s| s.2).sum();
+        scores.clear();
+        scores.reserve(n);
+        for (k, _, len) in segs {
+            for t in 0..*len {
+                let base = t * stride + col;
+                let mut acc = _mm256_setzero_ps();
+                let mut i = 0;
+                while i < hd {
+                    // SAFETY: `base + i + 8 <= t · stride + col + hd <= len · stride`, and
+                    // `i + 8 <= hd = q.len()`.
+                    unsafe {
+                        let kv = _mm256_loadu_ps(k.as_ptr().add(base + i));
+                        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), kv, acc);
+                    }
+                    i += 8;
+                }
+                scores.push(hsum(acc));
+            }
+        }
+        super::softmax(scores);
+        out.fill(0.0);
+        let mut idx = 0;
+        for (_, v, len) in segs {
+            for t in 0..*len {
+                let base = t * stride + col;
+                let p = _mm256_set1_ps(scores[idx]);
+                let mut i = 0;
+                while i < hd {
+                    // SAFETY: as for the keys; `i + 8 <= hd = out.len()`.
+                    unsafe {
+                        let po = out.as_mut_ptr().add(i);
+                        let x = _mm256_loadu_ps(v.as_ptr().add(base + i));
+                        _mm256_storeu_ps(po, _mm256_fmadd_ps(p, x, _mm256_loadu_ps(po)));
+                    }
+                    i += 8;
+                }
+                idx += 1;
+            }
+        }
+    }
+
     const _: () = assert!(
         QK == 32,
         "the x86 kernels load a block as one 256-bit vector"
@@ -604,6 +738,22 @@ mod tests {
                 );
                 let one = k.dot_q4_1(&w4, [&xs[r]]);
                 assert_eq!(one[0], got4[r], "{isa:?}: batching changes nothing");
+            }
+            // attention over two segments against the scalar version
+            let (hd, stride, col) = (16, 48, 16);
+            let keys = rows(20, 7 * stride);
+            let vals = rows(21, 7 * stride);
+            let q = rows(22, hd);
+            let segs = [
+                (&keys[..4 * stride], &vals[..4 * stride], 4),
+                (&keys[4 * stride..], &vals[4 * stride..], 2),
+            ];
+            let (mut s1, mut s2) = (Vec::new(), Vec::new());
+            let (mut o1, mut o2) = (vec![0f32; hd], vec![0f32; hd]);
+            attend_scalar(&q, &segs, col, stride, &mut s1, &mut o1);
+            k.attend(&q, &segs, col, stride, &mut s2, &mut o2);
+            for (a, b) in o1.iter().zip(&o2) {
+                assert!((a - b).abs() < 1e-5, "{isa:?}: attention {a} vs {b}");
             }
             let d = k.dot_f32(&a, &b);
             assert!((d - want_dot).abs() < 1e-4, "{isa:?}: {d} vs {want_dot}");
