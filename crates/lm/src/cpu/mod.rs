@@ -531,7 +531,7 @@ impl CpuModel {
             });
             self.quantize_rows(&y, qw, &mut xq);
             self.matmul(&xq, m, &layer.o, &mut tmp);
-            h.par_iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
+            add_into(&mut h, &tmp);
             self.norm_quantize(&h, hs, &layer.ffn_norm, eps, &mut xq);
             self.matmul(&xq, m, &layer.gate_up, &mut gu);
             act.par_chunks_mut(f)
@@ -544,7 +544,7 @@ impl CpuModel {
                 });
             self.quantize_rows(&act, f, &mut xq);
             self.matmul(&xq, m, &layer.down, &mut tmp);
-            h.par_iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
+            add_into(&mut h, &tmp);
         }
         for s in seqs.iter_mut() {
             s.cache.len += s.tokens.len();
@@ -710,6 +710,16 @@ impl CpuModel {
                 out[r * n + j0..r * n + j0 + cw].copy_from_slice(&local[r * cw..(r + 1) * cw]);
             }
         }
+    }
+}
+
+/// `a[i] += b[i]`, in parallel only where that pays (a decoding step's rows are short).
+fn add_into(a: &mut [f32], b: &[f32]) {
+    use rayon::prelude::*;
+    if a.len() < 1 << 16 {
+        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+    } else {
+        a.par_iter_mut().zip(b).for_each(|(a, b)| *a += b);
     }
 }
 

@@ -247,7 +247,7 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` value was checked against this CPU (both sets include
             // AVX2 + FMA); the segments hold `n · stride` values and `col + hd <= stride`.
-            Isa::Avx2 | Isa::Avx512Vnni if hd % 8 == 0 => unsafe {
+            Isa::Avx2 | Isa::Avx512Vnni if hd.is_multiple_of(8) => unsafe {
                 x86::attend_avx2(q, segs, col, stride, scores, out)
             },
             _ => attend_scalar(q, segs, col, stride, scores, out),
