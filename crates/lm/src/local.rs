@@ -202,13 +202,17 @@ impl Engine {
             return Ok(self);
         }
         let q = CpuModel::new(self.f32()?, opts)?;
-        self.describe = format!(
-            "{} [{} {}, {} threads]",
-            self.describe,
+        let how = format!(
+            "{} {}, {} threads",
             q.formats(),
             q.isa().name(),
             q.threads()
         );
+        self.describe = if self.describe.contains("(f32, cpu)") {
+            self.describe.replace("(f32, cpu)", &format!("({how})"))
+        } else {
+            format!("{} ({how})", self.describe)
+        };
         self.cpu = Some(q);
         self.model = None;
         Ok(self)
