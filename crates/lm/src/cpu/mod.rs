@@ -651,16 +651,16 @@ impl CpuModel {
                     let span = j * w.kb..(j + 1) * w.kb;
                     let (wr, mr) = (&d[span.clone()], &mins[span]);
                     let xr = |r: usize| &x[r * w.kb..(r + 1) * w.kb];
+                    let sr = |r: usize| &sums[r * w.kb..(r + 1) * w.kb];
                     if n == 4 {
-                        dst.copy_from_slice(
-                            &k.dot_q4_1(wr, [xr(r0), xr(r0 + 1), xr(r0 + 2), xr(r0 + 3)]),
-                        );
+                        dst.copy_from_slice(&k.dot_q4_1(
+                            wr,
+                            mr,
+                            [xr(r0), xr(r0 + 1), xr(r0 + 2), xr(r0 + 3)],
+                            [sr(r0), sr(r0 + 1), sr(r0 + 2), sr(r0 + 3)],
+                        ));
                     } else {
-                        dst[0] = k.dot_q4_1(wr, [xr(r0)])[0];
-                    }
-                    // the min term, the same for any batch
-                    for (i, v) in dst.iter_mut().enumerate() {
-                        *v += k.dot_f32(mr, &sums[(r0 + i) * w.kb..(r0 + i + 1) * w.kb]);
+                        dst[0] = k.dot_q4_1(wr, mr, [xr(r0)], [sr(r0)])[0];
                     }
                 })
             }

@@ -202,23 +202,32 @@ impl Kernels {
         dot_q8(self.0, w, xs)
     }
 
-    /// The scale part of a Q4_1 dot product, `out[r] = Σ_b d_b · dx · Σ q · xq`, for `R`
-    /// activation rows against one Q4_1 weight row. The whole product adds the min part,
-    /// `Σ_b m_b · sums[r][b]` ([`block_sums`]): one [`Kernels::dot_f32`] of the row's mins
-    /// and the activation's block sums.
+    /// `out[r] = Σ_b w[b] · xs[r][b]` for `R` activation rows against one Q4_1 weight row:
+    /// the scale part `Σ_b d_b · dx · Σ q · xq` plus the min part `Σ_b mins[b] · sums[r][b]`
+    /// (`mins`: the row's block mins; `sums[r]`: the activation's [`block_sums`]).
     #[inline]
-    pub fn dot_q4_1<const R: usize>(self, w: &[BlockQ4_1], xs: [&[BlockQ8]; R]) -> [f32; R] {
-        for x in &xs {
-            assert_eq!(x.len(), w.len(), "dot_q4_1: rows of different lengths");
+    pub fn dot_q4_1<const R: usize>(
+        self,
+        w: &[BlockQ4_1],
+        mins: &[f32],
+        xs: [&[BlockQ8]; R],
+        sums: [&[f32]; R],
+    ) -> [f32; R] {
+        assert_eq!(mins.len(), w.len(), "dot_q4_1: mins");
+        for (x, s) in xs.iter().zip(&sums) {
+            assert!(
+                x.len() == w.len() && s.len() == w.len(),
+                "dot_q4_1: rows of different lengths"
+            );
         }
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` value was checked against this CPU; the lengths match.
-            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, xs) },
+            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, mins, xs, sums) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, xs) },
-            _ => dot_q4_1_scalar(w, xs),
+            Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, mins, xs, sums) },
+            _ => dot_q4_1_scalar(w, mins, xs, sums),
         }
     }
 
@@ -303,10 +312,15 @@ fn dot_q8_scalar<const R: usize>(w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R]
     out
 }
 
-fn dot_q4_1_scalar<const R: usize>(w: &[BlockQ4_1], xs: [&[BlockQ8]; R]) -> [f32; R] {
+fn dot_q4_1_scalar<const R: usize>(
+    w: &[BlockQ4_1],
+    mins: &[f32],
+    xs: [&[BlockQ8]; R],
+    sums: [&[f32]; R],
+) -> [f32; R] {
     let mut out = [0f32; R];
     for r in 0..R {
-        let mut acc = 0f32;
+        let mut acc: f32 = mins.iter().zip(sums[r]).map(|(m, s)| m * s).sum();
         for (b, wb) in w.iter().enumerate() {
             let xb = &xs[r][b];
             let mut s = 0i32;
@@ -478,14 +492,35 @@ mod x86 {
             }
 
             /// # Safety
-            /// The CPU supports the function's target features; every `xs[r]` has
-            /// `w.len()` blocks.
+            /// The CPU supports the function's target features; `mins`, every `xs[r]` and
+            /// every `sums[r]` have `w.len()` entries.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $q41<const R: usize>(
                 w: &[BlockQ4_1],
+                mins: &[f32],
                 xs: [&[BlockQ8]; R],
+                sums: [&[f32]; R],
             ) -> [f32; R] {
                 let mut acc = [_mm256_setzero_ps(); R];
+                // the min part, eight blocks at a time, into the same lanes
+                let kb = w.len();
+                let mut b = 0;
+                while b + 8 <= kb {
+                    // SAFETY: `b + 8 <= kb` entries of `mins` and of every `sums[r]`.
+                    let m = unsafe { _mm256_loadu_ps(mins.as_ptr().add(b)) };
+                    for r in 0..R {
+                        // SAFETY: as above.
+                        let s = unsafe { _mm256_loadu_ps(sums[r].as_ptr().add(b)) };
+                        acc[r] = _mm256_fmadd_ps(m, s, acc[r]);
+                    }
+                    b += 8;
+                }
+                let mut tail = [0f32; R];
+                for r in 0..R {
+                    for i in b..kb {
+                        tail[r] += mins[i] * sums[r][i];
+                    }
+                }
                 for (b, wb) in w.iter().enumerate() {
                     let q = nibbles(wb);
                     for r in 0..R {
@@ -497,7 +532,7 @@ mod x86 {
                 }
                 let mut out = [0f32; R];
                 for r in 0..R {
-                    out[r] = hsum(acc[r]);
+                    out[r] = hsum(acc[r]) + tail[r];
                 }
                 out
             }
@@ -682,8 +717,7 @@ mod tests {
         let mut sums = vec![0f32; q.len()];
         block_sums(&xq, &mut sums);
         let mins: Vec<f32> = q.iter().map(|b| b.m).collect();
-        let lin: f32 = mins.iter().zip(&sums).map(|(a, b)| a * b).sum();
-        let got = dot_q4_1_scalar(&q, [&xq])[0] + lin;
+        let got = dot_q4_1_scalar(&q, &mins, [&xq], [&sums])[0];
         assert!((got - want).abs() < 1e-3, "{got} vs {want}");
     }
 
@@ -727,16 +761,15 @@ mod tests {
                 })
                 .collect();
             let mins: Vec<f32> = w4.iter().map(|b| b.m).collect();
-            let full = |d: f32, r: usize| d + k.dot_f32(&mins, &sums[r]);
-            let want4 = dot_q4_1_scalar(&w4, [&xs[0], &xs[1]]);
-            let got4 = k.dot_q4_1(&w4, [&xs[0], &xs[1]]);
+            let want4 = dot_q4_1_scalar(&w4, &mins, [&xs[0], &xs[1]], [&sums[0], &sums[1]]);
+            let got4 = k.dot_q4_1(&w4, &mins, [&xs[0], &xs[1]], [&sums[0], &sums[1]]);
             for r in 0..2 {
-                let (g, w) = (full(got4[r], r), full(want4[r], r));
+                let (g, w) = (got4[r], want4[r]);
                 assert!(
                     (g - w).abs() <= 1e-4 * w.abs().max(1.0),
                     "{isa:?}: {g} vs {w}"
                 );
-                let one = k.dot_q4_1(&w4, [&xs[r]]);
+                let one = k.dot_q4_1(&w4, &mins, [&xs[r]], [&sums[r]]);
                 assert_eq!(one[0], got4[r], "{isa:?}: batching changes nothing");
             }
             // attention over two segments against the scalar version
