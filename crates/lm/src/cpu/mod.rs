@@ -147,11 +147,13 @@ impl QMatrix {
 }
 
 /// Keys and values of the positions of one sequence, per layer position-major
-/// (`[len, kv_heads · head_dim]`).
+/// (`[len, kv_heads · head_dim]`), stored as f16 bits (as llama.cpp does: half the bytes
+/// to read per decoding step and to hold in the prefix cache; every kernel reads them back
+/// exactly).
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    k: Vec<Vec<u16>>,
+    v: Vec<Vec<u16>>,
     /// Values per position and layer (`kv_heads · head_dim`).
     w: usize,
     len: usize,
@@ -172,7 +174,7 @@ impl KvCache {
     pub fn slice(&self, from: usize, to: usize) -> KvCache {
         let to = to.min(self.len);
         let from = from.min(to);
-        let cut = |l: &Vec<f32>| l[from * self.w..to * self.w].to_vec();
+        let cut = |l: &Vec<u16>| l[from * self.w..to * self.w].to_vec();
         KvCache {
             k: self.k.iter().map(cut).collect(),
             v: self.v.iter().map(cut).collect(),
@@ -183,7 +185,7 @@ impl KvCache {
 
     /// Bytes the cached positions take (not counting spare capacity).
     pub fn used_bytes(&self) -> usize {
-        2 * self.k.len() * self.len * self.w * std::mem::size_of::<f32>()
+        2 * self.k.len() * self.len * self.w * std::mem::size_of::<u16>()
     }
 
     /// Cached positions.
@@ -212,7 +214,7 @@ impl KvCache {
         self.k
             .iter()
             .chain(&self.v)
-            .map(|l| l.capacity() * 4)
+            .map(|l| l.capacity() * 2)
             .sum::<usize>()
     }
 }
@@ -515,8 +517,9 @@ impl CpuModel {
             for (r, &(si, _, _, _)) in rows.iter().enumerate() {
                 let row = &qkv[r * width..(r + 1) * width];
                 let c = &mut *seqs[si].cache;
-                c.k[li].extend_from_slice(&row[qw..qw + kvw]);
-                c.v[li].extend_from_slice(&row[qw + kvw..]);
+                let half = |x: &f32| half::f16::from_f32(*x).to_bits();
+                c.k[li].extend(row[qw..qw + kvw].iter().map(half));
+                c.v[li].extend(row[qw + kvw..].iter().map(half));
             }
             let views: Vec<(&[&KvCache], &KvCache)> =
                 seqs.iter().map(|s| (s.prefix, &*s.cache)).collect();
@@ -582,7 +585,7 @@ impl CpuModel {
         kvw: usize,
         out: &mut [f32],
     ) {
-        let segs: Vec<(&[f32], &[f32], usize)> = prefix
+        let segs: Vec<(&[u16], &[u16], usize)> = prefix
             .iter()
             .map(|p| (p.k[layer].as_slice(), p.v[layer].as_slice(), p.len))
             .chain(std::iter::once((

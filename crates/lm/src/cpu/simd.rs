@@ -126,7 +126,7 @@ pub fn block_sums(x: &[BlockQ8], out: &mut [f32]) {
 pub enum Isa {
     /// Portable Rust (whatever the compiler's baseline target allows).
     Scalar,
-    /// AVX2 and FMA.
+    /// AVX2, FMA and F16C.
     Avx2,
     /// AVX2, FMA and AVX-512 VNNI on 256-bit vectors (`vpdpbusd`).
     Avx512Vnni,
@@ -137,7 +137,9 @@ impl Isa {
     pub fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
-            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            let avx2 = is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c");
             let vnni = is_x86_feature_detected!("avx512f")
                 && is_x86_feature_detected!("avx512bw")
                 && is_x86_feature_detected!("avx512vl")
@@ -232,13 +234,13 @@ impl Kernels {
     }
 
     /// Causal attention of one scaled query head `q` over the positions of `segs`, in
-    /// order: per segment its keys and values (position-major, `stride` values per
-    /// position, this head's at column `col`) and how many positions count. Writes the
+    /// order: per segment its keys and values (f16 bits, position-major, `stride` values
+    /// per position, this head's at column `col`) and how many positions count. Writes the
     /// head's output into `out`; `scores` is scratch.
     pub fn attend(
         self,
         q: &[f32],
-        segs: &[(&[f32], &[f32], usize)],
+        segs: &[(&[u16], &[u16], usize)],
         col: usize,
         stride: usize,
         scores: &mut Vec<f32>,
@@ -349,9 +351,15 @@ fn softmax(scores: &mut [f32]) {
     }
 }
 
+/// An f16's value.
+#[inline]
+fn f16(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
 fn attend_scalar(
     q: &[f32],
-    segs: &[(&[f32], &[f32], usize)],
+    segs: &[(&[u16], &[u16], usize)],
     col: usize,
     stride: usize,
     scores: &mut Vec<f32>,
@@ -362,7 +370,7 @@ fn attend_scalar(
     for (k, _, n) in segs {
         for t in 0..*n {
             let kt = &k[t * stride + col..t * stride + col + hd];
-            scores.push(q.iter().zip(kt).map(|(a, b)| a * b).sum());
+            scores.push(q.iter().zip(kt).map(|(a, &b)| a * f16(b)).sum());
         }
     }
     softmax(scores);
@@ -371,11 +379,11 @@ fn attend_scalar(
     for (_, v, n) in segs {
         for t in 0..*n {
             let p = scores[i];
-            for (o, x) in out
+            for (o, &x) in out
                 .iter_mut()
                 .zip(&v[t * stride + col..t * stride + col + hd])
             {
-                *o += p * x;
+                *o += p * f16(x);
             }
             i += 1;
         }
@@ -602,13 +610,24 @@ mod x86 {
         }
     }
 
+    /// Eight f16 values from `p` as f32 (exact).
+    ///
     /// # Safety
-    /// The CPU supports AVX2 and FMA; `q.len() == out.len()` is a multiple of 8; every
-    /// segment holds `n · stride` values and `col + q.len() <= stride`.
-    #[target_feature(enable = "avx2,fma")]
+    /// Eight `u16` are readable at `p`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load_f16(p: *const u16) -> __m256 {
+        // SAFETY: the caller guarantees 16 readable bytes; the load is unaligned.
+        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.cast::<__m128i>()) })
+    }
+
+    /// # Safety
+    /// The CPU supports AVX2, FMA and F16C; `q.len() == out.len()` is a multiple of 8;
+    /// every segment holds `n · stride` values and `col + q.len() <= stride`.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn attend_avx2(
         q: &[f32],
-        segs: &[(&[f32], &[f32], usize)],
+        segs: &[(&[u16], &[u16], usize)],
         col: usize,
         stride: usize,
         scores: &mut Vec<f32>,
@@ -627,7 +646,7 @@ mod x86 {
                     // SAFETY: `base + i + 8 <= t · stride + col + hd <= len · stride`, and
                     // `i + 8 <= hd = q.len()`.
                     unsafe {
-                        let kv = _mm256_loadu_ps(k.as_ptr().add(base + i));
+                        let kv = load_f16(k.as_ptr().add(base + i));
                         acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), kv, acc);
                     }
                     i += 8;
@@ -647,7 +666,7 @@ mod x86 {
                     // SAFETY: as for the keys; `i + 8 <= hd = out.len()`.
                     unsafe {
                         let po = out.as_mut_ptr().add(i);
-                        let x = _mm256_loadu_ps(v.as_ptr().add(base + i));
+                        let x = load_f16(v.as_ptr().add(base + i));
                         _mm256_storeu_ps(po, _mm256_fmadd_ps(p, x, _mm256_loadu_ps(po)));
                     }
                     i += 8;
@@ -774,8 +793,13 @@ mod tests {
             }
             // attention over two segments against the scalar version
             let (hd, stride, col) = (16, 48, 16);
-            let keys = rows(20, 7 * stride);
-            let vals = rows(21, 7 * stride);
+            let bits = |x: Vec<f32>| -> Vec<u16> {
+                x.iter()
+                    .map(|&v| half::f16::from_f32(v).to_bits())
+                    .collect()
+            };
+            let keys = bits(rows(20, 7 * stride));
+            let vals = bits(rows(21, 7 * stride));
             let q = rows(22, hd);
             let segs = [
                 (&keys[..4 * stride], &vals[..4 * stride], 4),
