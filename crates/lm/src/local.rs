@@ -83,8 +83,8 @@ pub struct LoadOptions {
     pub prefix_cache_bytes: Option<usize>,
 }
 
-/// Default bound of the prefix cache: 512 MiB, ≈ 11,000 positions of SmolLM2-135M (two
-/// dozen WebShop pages).
+/// Default bound of the prefix cache: 512 MiB, ≈ 23,000 positions of SmolLM2-135M (f16
+/// keys and values: about fifty WebShop pages).
 pub const DEFAULT_PREFIX_CACHE_BYTES: usize = 512 << 20;
 
 /// Continuations scored in one batch at most.
