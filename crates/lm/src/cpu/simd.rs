@@ -529,7 +529,26 @@ mod x86 {
                         tail[r] += mins[i] * sums[r][i];
                     }
                 }
-                for (b, wb) in w.iter().enumerate() {
+                // two blocks per iteration into two accumulators (two FMA chains in
+                // flight), the same for every R, so a row's sum does not depend on its batch
+                let mut acc2 = [_mm256_setzero_ps(); R];
+                let mut b = 0;
+                while b + 2 <= kb {
+                    let (w0, w1) = (&w[b], &w[b + 1]);
+                    let (q0, q1) = (nibbles(w0), nibbles(w1));
+                    for r in 0..R {
+                        let (x0, x1) = (&xs[r][b], &xs[r][b + 1]);
+                        let p0 = $idot(q0, load(x0));
+                        let p1 = $idot(q1, load(x1));
+                        let s0 = _mm256_set1_ps(w0.d * x0.d);
+                        let s1 = _mm256_set1_ps(w1.d * x1.d);
+                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), s0, acc[r]);
+                        acc2[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), s1, acc2[r]);
+                    }
+                    b += 2;
+                }
+                if b < kb {
+                    let wb = &w[b];
                     let q = nibbles(wb);
                     for r in 0..R {
                         let xb = &xs[r][b];
@@ -540,7 +559,7 @@ mod x86 {
                 }
                 let mut out = [0f32; R];
                 for r in 0..R {
-                    out[r] = hsum(acc[r]) + tail[r];
+                    out[r] = hsum(_mm256_add_ps(acc[r], acc2[r])) + tail[r];
                 }
                 out
             }
