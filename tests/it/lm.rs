@@ -635,16 +635,61 @@ fn smollm2_q8_log_probs_follow_the_f32_model() {
     let prompt = mouse_prompt(q);
     let c = candidates();
     let (a, b) = (q.score(&prompt, &c).unwrap(), f.score(&prompt, &c).unwrap());
-    let worst = a
+    let diffs: Vec<f32> = a
         .iter()
         .zip(&b)
         .flat_map(|(x, y)| x.token_logprobs.iter().zip(&y.token_logprobs))
         .map(|(p, q)| (p - q).abs())
-        .fold(0f32, f32::max);
-    println!("max |Δ token log-prob| quantized vs f32: {worst}");
-    // Measured 0.46 nats at worst on this prompt, 0.34 of it from requantizing the file's
-    // Q4_1 weights to Q8_0 (weights alone, f32 activations), the rest from Q8 activations.
-    assert!(worst <= 0.6, "max |Δ token log-prob| {worst}");
+        .collect();
+    let worst = diffs.iter().copied().fold(0f32, f32::max);
+    let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+    println!("|Δ token log-prob| quantized vs f32: max {worst}, mean {mean}");
+    // 8-bit activations make the error a noise whose worst token moves with any change of
+    // rounding (0.34-0.63 nats at worst over kernel versions whose sums differ only in
+    // order; means 0.07-0.1). A wrong kernel, rope or mask moves every token by whole nats.
+    assert!(
+        worst <= 1.0 && mean <= 0.2,
+        "|Δ token log-prob| max {worst}, mean {mean}"
+    );
+    // over a long page the mean is a steadier figure: 0.010 nats over this page's 1,337
+    // tokens (and 0.064-0.065 over 1,209 tokens of prose, for both kernel versions above)
+    let page: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                "[{}] link \"Wireless mouse {i}\" price ${}.{:02}",
+                100 + i,
+                10 + (i * 7) % 40,
+                (i * 37) % 100
+            )
+        })
+        .collect();
+    let text = q
+        .chat()
+        .render(
+            &chat_prompt(&format!(
+                "Task: buy the cheapest wireless mouse.\n{}",
+                page.join("\n")
+            )),
+            true,
+        )
+        .unwrap();
+    let (x, y) = (
+        q.text_logprobs(&text).unwrap(),
+        f.text_logprobs(&text).unwrap(),
+    );
+    let d: Vec<f32> = x
+        .token_logprobs
+        .iter()
+        .zip(&y.token_logprobs)
+        .filter_map(|(a, b)| Some((a.as_ref()? - b.as_ref()?).abs()))
+        .collect();
+    let long_mean = d.iter().sum::<f32>() / d.len() as f32;
+    println!("long page: {} tokens, mean |Δ| {long_mean}", d.len());
+    assert!(
+        d.len() > 500 && long_mean <= 0.12,
+        "mean |Δ| {long_mean} over {} tokens",
+        d.len()
+    );
     // and the same ranking of the candidates at the top
     let best = |s: &[agentq::lm::Scored]| {
         (0..s.len())
