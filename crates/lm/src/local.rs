@@ -901,15 +901,32 @@ fn start_generations(engine: &Engine, gens: Vec<GenJob>, active: &mut Vec<Active
                 continue;
             }
         };
-        let mut d = Decoding::new(&params, cache);
-        match engine.advance(&mut d, &last) {
-            Ok(Some(tok)) => active.push((d, tok, reply)),
-            Ok(None) => {
-                let _ = reply.send(engine.conclude(d));
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
+        active.extend(advance_or_answer(
+            engine,
+            Decoding::new(&params, cache),
+            &last,
+            reply,
+        ));
+    }
+}
+
+/// Samples a generation's next token from `last`: the generation goes on (returned, with
+/// the token to feed) or is answered, finished or failed.
+fn advance_or_answer(
+    engine: &Engine,
+    mut d: Decoding,
+    last: &[f32],
+    reply: GenReply,
+) -> Option<Active> {
+    match engine.advance(&mut d, last) {
+        Ok(Some(tok)) => Some((d, tok, reply)),
+        Ok(None) => {
+            let _ = reply.send(engine.conclude(d));
+            None
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            None
         }
     }
 }
@@ -943,30 +960,22 @@ fn step_generations(engine: &Engine, active: &mut Vec<Active>) {
     drop(parts);
     let logits = match result {
         Ok(l) if l.len() == active.len() => l,
-        Ok(_) | Err(_) => {
-            let msg = match result {
-                Err(e) => e.to_string(),
-                Ok(_) => "a batched step lost a sequence".into(),
-            };
+        other => {
+            let msg = other.err().map_or_else(
+                || "a batched step lost a sequence".into(),
+                |e| e.to_string(),
+            );
             for (_, _, reply) in active.drain(..) {
                 let _ = reply.send(Err(LmError::Invalid(msg.clone())));
             }
             return;
         }
     };
-    let mut keep = Vec::with_capacity(active.len());
-    for ((mut d, _, reply), last) in active.drain(..).zip(logits) {
-        match engine.advance(&mut d, &last) {
-            Ok(Some(tok)) => keep.push((d, tok, reply)),
-            Ok(None) => {
-                let _ = reply.send(engine.conclude(d));
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
-        }
-    }
-    *active = keep;
+    *active = active
+        .drain(..)
+        .zip(logits)
+        .filter_map(|((d, _, reply), last)| advance_or_answer(engine, d, &last, reply))
+        .collect();
 }
 /// Score requests for one prompt: (continuations, reply) in arrival order.
 type ScoreGroup = (String, Vec<(Vec<String>, ScoreReply)>);

@@ -24,7 +24,7 @@ use candle_core::Tensor;
 
 use self::simd::{
     block_sums, dequantize_row, quantize_row, quantize_row_q4_1, BlockQ4_1, BlockQ8, Isa, Kernels,
-    QK,
+    Segment, QK,
 };
 use crate::llama::{Config, Llama};
 use crate::LmError;
@@ -521,17 +521,36 @@ impl CpuModel {
                 c.k[li].extend(row[qw..qw + kvw].iter().map(half));
                 c.v[li].extend(row[qw + kvw..].iter().map(half));
             }
-            let views: Vec<(&[&KvCache], &KvCache)> =
-                seqs.iter().map(|s| (s.prefix, &*s.cache)).collect();
+            // each sequence's segments in this layer, once: the prefix chain, then the own
+            // cache (a row attends to its own positions up to and including its own)
+            let views: Vec<Vec<Segment<'_>>> = seqs
+                .iter()
+                .map(|s| {
+                    s.prefix
+                        .iter()
+                        .copied()
+                        .chain(std::iter::once(&*s.cache))
+                        .map(|c| (c.k[li].as_slice(), c.v[li].as_slice(), c.len))
+                        .collect()
+                })
+                .collect();
             let rep = nh / nkv;
-            y.par_chunks_mut(hd).enumerate().for_each(|(i, yh)| {
-                let (r, head) = (i / nh, i % nh);
-                let (si, _, own, _) = rows[r];
-                let q = &qkv[r * width + head * hd..r * width + (head + 1) * hd];
-                let g = head / rep;
-                let (prefix, cache) = views[si];
-                self.attend(q, prefix, cache, own, li, g * hd, kvw, yh);
-            });
+            // scratch per worker: the row's segments and the attention scores
+            y.par_chunks_mut(hd).enumerate().for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(segs, scores), (i, yh)| {
+                    let (r, head) = (i / nh, i % nh);
+                    let (si, _, own, _) = rows[r];
+                    let q = &qkv[r * width + head * hd..r * width + (head + 1) * hd];
+                    segs.clear();
+                    segs.extend_from_slice(&views[si]);
+                    if let Some(last) = segs.last_mut() {
+                        last.2 = own + 1;
+                    }
+                    let col = (head / rep) * hd;
+                    self.kernels.attend(q, segs, col, kvw, scores, yh);
+                },
+            );
             self.quantize_rows(&y, qw, &mut xq);
             self.matmul(&xq, m, &layer.o, &mut tmp);
             add_into(&mut h, &tmp);
@@ -569,33 +588,6 @@ impl CpuModel {
             out[rows[r].0].extend_from_slice(row);
         }
         Ok(out)
-    }
-
-    /// Attention of one query head `q` (scaled) over the prefix segments and the own cache
-    /// up to and including own position `own`, for the K/V head at column `col`.
-    #[allow(clippy::too_many_arguments)]
-    fn attend(
-        &self,
-        q: &[f32],
-        prefix: &[&KvCache],
-        cache: &KvCache,
-        own: usize,
-        layer: usize,
-        col: usize,
-        kvw: usize,
-        out: &mut [f32],
-    ) {
-        let segs: Vec<(&[u16], &[u16], usize)> = prefix
-            .iter()
-            .map(|p| (p.k[layer].as_slice(), p.v[layer].as_slice(), p.len))
-            .chain(std::iter::once((
-                cache.k[layer].as_slice(),
-                cache.v[layer].as_slice(),
-                own + 1,
-            )))
-            .collect();
-        let mut scores = Vec::new();
-        self.kernels.attend(q, &segs, col, kvw, &mut scores, out);
     }
 
     fn rope(&self, x: &mut [f32], pos: usize) {

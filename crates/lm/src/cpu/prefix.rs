@@ -289,35 +289,33 @@ mod tests {
         (m, q)
     }
 
-    /// Runs `tokens` through the cache as the engine does: reuse, compute the rest, insert;
-    /// returns the last token's logits and how many tokens were reused.
-    fn run(q: &CpuModel, pc: &mut PrefixCache, tokens: &[u32]) -> (Vec<f32>, usize) {
-        let hit = pc.lookup(tokens, tokens.len() - 1);
-        let refs = hit.refs();
+    /// Runs `tokens` after `prefix` into a fresh cache: the last token's logits and the
+    /// cache of the new positions.
+    fn extend(q: &CpuModel, prefix: &[&KvCache], tokens: &[u32]) -> (Vec<f32>, KvCache) {
         let mut own = KvCache::new(q.config());
         let lg = q
             .forward(&mut [Seq {
-                prefix: &refs,
+                prefix,
                 cache: &mut own,
-                tokens: &tokens[hit.len..],
+                tokens,
                 logits: Logits::Last,
             }])
             .unwrap()
             .remove(0);
+        (lg, own)
+    }
+
+    /// Runs `tokens` through the cache as the engine does: reuse, compute the rest, insert;
+    /// returns the last token's logits and how many tokens were reused.
+    fn run(q: &CpuModel, pc: &mut PrefixCache, tokens: &[u32]) -> (Vec<f32>, usize) {
+        let hit = pc.lookup(tokens, tokens.len() - 1);
+        let (lg, own) = extend(q, &hit.refs(), &tokens[hit.len..]);
         pc.insert(tokens, hit.len, &own);
         (lg, hit.len)
     }
 
     fn cold(q: &CpuModel, tokens: &[u32]) -> Vec<f32> {
-        let mut c = KvCache::new(q.config());
-        q.forward(&mut [Seq {
-            prefix: &[],
-            cache: &mut c,
-            tokens,
-            logits: Logits::Last,
-        }])
-        .unwrap()
-        .remove(0)
+        extend(q, &[], tokens).0
     }
 
     #[test]
@@ -347,17 +345,7 @@ mod tests {
     #[test]
     fn the_budget_evicts_least_recently_used_leaves_and_chains_stay_valid() {
         let (_m, q) = model();
-        let per_token = {
-            let mut c = KvCache::new(q.config());
-            q.forward(&mut [Seq {
-                prefix: &[],
-                cache: &mut c,
-                tokens: &[1],
-                logits: Logits::None,
-            }])
-            .unwrap();
-            c.used_bytes()
-        };
+        let per_token = extend(&q, &[], &[1]).1.used_bytes();
         // room for 10 positions
         let mut pc = PrefixCache::new(10 * per_token);
         let a: Vec<u32> = vec![1, 2, 3, 4, 5, 6];
@@ -372,17 +360,7 @@ mod tests {
         assert_eq!(pc.lookup(&a, 5).len, 0, "a was evicted");
         assert_eq!(pc.lookup(&b, 5).len, 5, "b stays");
         // the chain handed out earlier still computes a's last token correctly
-        let refs = held.refs();
-        let mut own = KvCache::new(q.config());
-        let lg = q
-            .forward(&mut [Seq {
-                prefix: &refs,
-                cache: &mut own,
-                tokens: &a[5..],
-                logits: Logits::Last,
-            }])
-            .unwrap()
-            .remove(0);
+        let (lg, _) = extend(&q, &held.refs(), &a[5..]);
         assert_eq!(lg, cold(&q, &a));
         // a zero budget caches nothing
         let mut none = PrefixCache::new(0);
@@ -396,14 +374,7 @@ mod tests {
         let (_m, q) = model();
         let mut pc = PrefixCache::new(64 << 20);
         let a: Vec<u32> = vec![1, 2, 3, 4];
-        let mut own = KvCache::new(q.config());
-        q.forward(&mut [Seq {
-            prefix: &[],
-            cache: &mut own,
-            tokens: &a[2..],
-            logits: Logits::None,
-        }])
-        .unwrap();
+        let (_, own) = extend(&q, &[], &a[2..]);
         // positions 2.. claimed over a prefix [1, 2] the tree does not hold
         pc.insert(&a, 2, &own);
         assert_eq!(pc.stats().held, 0);

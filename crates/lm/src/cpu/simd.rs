@@ -121,6 +121,10 @@ pub fn block_sums(x: &[BlockQ8], out: &mut [f32]) {
     }
 }
 
+/// Positions attention reads: keys and values (f16 bits, position-major) and how many
+/// positions count.
+pub type Segment<'a> = (&'a [u16], &'a [u16], usize);
+
 /// An instruction set the kernels can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Isa {
@@ -240,7 +244,7 @@ impl Kernels {
     pub fn attend(
         self,
         q: &[f32],
-        segs: &[(&[u16], &[u16], usize)],
+        segs: &[Segment<'_>],
         col: usize,
         stride: usize,
         scores: &mut Vec<f32>,
@@ -359,7 +363,7 @@ fn f16(bits: u16) -> f32 {
 
 fn attend_scalar(
     q: &[f32],
-    segs: &[(&[u16], &[u16], usize)],
+    segs: &[Segment<'_>],
     col: usize,
     stride: usize,
     scores: &mut Vec<f32>,
@@ -421,7 +425,7 @@ fn axpy(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{BlockQ4_1, BlockQ8, QK};
+    use super::{BlockQ4_1, BlockQ8, Segment, QK};
     use std::arch::x86_64::*;
 
     #[inline]
@@ -646,7 +650,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn attend_avx2(
         q: &[f32],
-        segs: &[(&[u16], &[u16], usize)],
+        segs: &[Segment<'_>],
         col: usize,
         stride: usize,
         scores: &mut Vec<f32>,
