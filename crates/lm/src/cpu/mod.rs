@@ -23,8 +23,8 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 
 use self::simd::{
-    block_sums, dequantize_row, quantize_row, quantize_row_q4_1, BlockQ4_1, BlockQ8, Isa, Kernels,
-    Segment, QK,
+    pack_q4_1, pack_q8, quantize_row, quantize_row_q4_1, BlockQ4_1, BlockQ8, Isa,
+    Kernels, Q41Row, Q8Row, Q8Rows, Segment, QK,
 };
 use crate::llama::{Config, Llama};
 use crate::LmError;
@@ -40,13 +40,14 @@ pub enum QFormat {
 
 #[derive(Debug, Clone)]
 enum QData {
-    Q8(Vec<BlockQ8>),
-    /// The blocks, and their mins again contiguously (`[rows, kb]`), for the vectorised
-    /// min term of the dot product.
-    Q41(Vec<BlockQ4_1>, Vec<f32>),
+    /// Packed rows (`[rows, kb · 32]` values, [`simd::q8_offset`]) and their scales.
+    Q8 { qs: Vec<i8>, d: Vec<f32> },
+    /// Packed rows (`[rows, kb · 16]` bytes, [`simd::q4_offset`]), scales and mins.
+    Q41 { qs: Vec<u8>, d: Vec<f32>, m: Vec<f32> },
 }
 
-/// A row-major `[rows, cols]` matrix of quantized blocks (each row padded to whole blocks).
+/// A row-major `[rows, cols]` matrix of quantized blocks (each row padded to whole blocks),
+/// packed for the kernels.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
     rows: usize,
@@ -61,45 +62,57 @@ impl QMatrix {
     pub fn from_f32(rows: usize, cols: usize, w: &[f32]) -> QMatrix {
         assert_eq!(w.len(), rows * cols, "QMatrix::from_f32: size");
         let kb = cols.div_ceil(QK);
-        let mut q4 = vec![BlockQ4_1::ZERO; rows * kb];
-        let mut exact = true;
-        for (r, out) in q4.chunks_mut(kb.max(1)).enumerate().take(rows) {
+        let mut blocks = vec![BlockQ4_1::ZERO; kb];
+        let (mut qs, mut d, mut m) = (
+            vec![0u8; rows * kb * QK / 2],
+            vec![0f32; rows * kb],
+            vec![0f32; rows * kb],
+        );
+        for r in 0..rows {
             let src = &w[r * cols..(r + 1) * cols];
-            quantize_row_q4_1(src, out);
+            quantize_row_q4_1(src, &mut blocks);
             // exact up to float rounding of the grid: far below a quantization step
-            exact = src.iter().enumerate().all(|(i, &v)| {
-                let b = &out[i / QK];
+            let exact = src.iter().enumerate().all(|(i, &v)| {
+                let b = &blocks[i / QK];
                 (b.value(i % QK) - v).abs() <= 1e-3 * b.d + 1e-6 * v.abs()
             });
             if !exact {
-                break;
+                return Self::from_f32_q8(rows, cols, w);
             }
+            pack_q4_1(
+                &blocks,
+                &mut qs[r * kb * QK / 2..(r + 1) * kb * QK / 2],
+                &mut d[r * kb..(r + 1) * kb],
+                &mut m[r * kb..(r + 1) * kb],
+            );
         }
-        if exact {
-            let mins = q4.iter().map(|b| b.m).collect();
-            return QMatrix {
-                rows,
-                cols,
-                kb,
-                data: QData::Q41(q4, mins),
-            };
+        QMatrix {
+            rows,
+            cols,
+            kb,
+            data: QData::Q41 { qs, d, m },
         }
-        Self::from_f32_q8(rows, cols, w)
     }
 
     /// Quantizes a row-major `[rows, cols]` f32 matrix as Q8_0.
     pub fn from_f32_q8(rows: usize, cols: usize, w: &[f32]) -> QMatrix {
         assert_eq!(w.len(), rows * cols, "QMatrix::from_f32_q8: size");
         let kb = cols.div_ceil(QK);
-        let mut data = vec![BlockQ8::ZERO; rows * kb];
-        for (r, out) in data.chunks_mut(kb.max(1)).enumerate().take(rows) {
-            quantize_row(&w[r * cols..(r + 1) * cols], out);
+        let mut blocks = vec![BlockQ8::ZERO; kb];
+        let (mut qs, mut d) = (vec![0i8; rows * kb * QK], vec![0f32; rows * kb]);
+        for r in 0..rows {
+            quantize_row(&w[r * cols..(r + 1) * cols], &mut blocks);
+            pack_q8(
+                &blocks,
+                &mut qs[r * kb * QK..(r + 1) * kb * QK],
+                &mut d[r * kb..(r + 1) * kb],
+            );
         }
         QMatrix {
             rows,
             cols,
             kb,
-            data: QData::Q8(data),
+            data: QData::Q8 { qs, d },
         }
     }
 
@@ -116,31 +129,62 @@ impl QMatrix {
     /// The storage format.
     pub fn format(&self) -> QFormat {
         match self.data {
-            QData::Q8(_) => QFormat::Q8_0,
-            QData::Q41(..) => QFormat::Q4_1,
+            QData::Q8 { .. } => QFormat::Q8_0,
+            QData::Q41 { .. } => QFormat::Q4_1,
+        }
+    }
+
+    /// Row `r` of a Q8_0 matrix.
+    fn q8_row(&self, r: usize) -> Option<Q8Row<'_>> {
+        let kb = self.kb;
+        match &self.data {
+            QData::Q8 { qs, d } => Some(Q8Row {
+                qs: &qs[r * kb * QK..(r + 1) * kb * QK],
+                d: &d[r * kb..(r + 1) * kb],
+                s: &[],
+            }),
+            QData::Q41 { .. } => None,
+        }
+    }
+
+    /// Row `r` of a Q4_1 matrix.
+    fn q41_row(&self, r: usize) -> Option<Q41Row<'_>> {
+        let kb = self.kb;
+        match &self.data {
+            QData::Q41 { qs, d, m } => Some(Q41Row {
+                qs: &qs[r * kb * QK / 2..(r + 1) * kb * QK / 2],
+                d: &d[r * kb..(r + 1) * kb],
+                m: &m[r * kb..(r + 1) * kb],
+            }),
+            QData::Q8 { .. } => None,
         }
     }
 
     /// Writes row `r`'s values into `out` (`cols` values).
     fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        let span = r * self.kb..(r + 1) * self.kb;
-        match &self.data {
-            QData::Q8(d) => dequantize_row(&d[span], out),
-            QData::Q41(d, _) => {
-                let blocks = &d[span];
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = blocks[i / QK].value(i % QK);
-                }
+        let kb = self.kb;
+        if let Some(row) = self.q8_row(r) {
+            for (i, o) in out.iter_mut().enumerate() {
+                let (b, j) = (i / QK, i % QK);
+                *o = row.d[b] * f32::from(row.qs[simd::q8_offset(kb, b, j)]);
+            }
+        } else if let Some(row) = self.q41_row(r) {
+            for (i, o) in out.iter_mut().enumerate() {
+                let (b, j) = (i / QK, i % QK);
+                let (at, high) = simd::q4_offset(kb, b, j);
+                let q = if high { row.qs[at] >> 4 } else { row.qs[at] & 0x0F };
+                *o = row.d[b] * f32::from(q) + row.m[b];
             }
         }
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
+        use std::mem::size_of_val;
         match &self.data {
-            QData::Q8(d) => std::mem::size_of_val(d.as_slice()),
-            QData::Q41(d, mins) => {
-                std::mem::size_of_val(d.as_slice()) + std::mem::size_of_val(mins.as_slice())
+            QData::Q8 { qs, d } => size_of_val(qs.as_slice()) + size_of_val(d.as_slice()),
+            QData::Q41 { qs, d, m } => {
+                size_of_val(qs.as_slice()) + size_of_val(d.as_slice()) + size_of_val(m.as_slice())
             }
         }
     }
@@ -485,8 +529,7 @@ impl CpuModel {
         h.par_chunks_mut(hs).zip(&tokens).for_each(|(row, &t)| {
             self.embed.dequantize_row(t as usize, row);
         });
-        let kb = |w: usize| w.div_ceil(QK);
-        let mut xq = vec![BlockQ8::ZERO; m * kb(hs.max(qw).max(f))];
+        let mut xq = Q8Rows::default();
         let mut qkv = vec![0f32; m * (qw + 2 * kvw)];
         let mut y = vec![0f32; m * qw];
         let mut tmp = vec![0f32; m * hs];
@@ -496,7 +539,7 @@ impl CpuModel {
         let scale = 1.0 / (hd as f32).sqrt();
         for (li, layer) in self.layers.iter().enumerate() {
             self.norm_quantize(&h, hs, &layer.attn_norm, eps, &mut xq);
-            self.matmul(&xq, m, &layer.qkv, &mut qkv);
+            self.matmul(&xq, &layer.qkv, &mut qkv);
             let width = qw + 2 * kvw;
             qkv.par_chunks_mut(width)
                 .zip(&rows)
@@ -535,27 +578,28 @@ impl CpuModel {
                 })
                 .collect();
             let rep = nh / nkv;
-            // scratch per worker: the row's segments and the attention scores
-            y.par_chunks_mut(hd).enumerate().for_each_init(
+            // per (row, key/value head): the group of query heads that share it, so each
+            // key and value is read once per group; scratch per worker
+            y.par_chunks_mut(rep * hd).enumerate().for_each_init(
                 || (Vec::new(), Vec::new()),
-                |(segs, scores), (i, yh)| {
-                    let (r, head) = (i / nh, i % nh);
+                |(segs, scores), (i, yg)| {
+                    let (r, g) = (i / nkv, i % nkv);
                     let (si, _, own, _) = rows[r];
-                    let q = &qkv[r * width + head * hd..r * width + (head + 1) * hd];
+                    let q0 = r * width + g * rep * hd;
                     segs.clear();
                     segs.extend_from_slice(&views[si]);
                     if let Some(last) = segs.last_mut() {
                         last.2 = own + 1;
                     }
-                    let col = (head / rep) * hd;
-                    self.kernels.attend(q, segs, col, kvw, scores, yh);
+                    let q = &qkv[q0..q0 + rep * hd];
+                    self.kernels.attend(q, hd, segs, g * hd, kvw, scores, yg);
                 },
             );
             self.quantize_rows(&y, qw, &mut xq);
-            self.matmul(&xq, m, &layer.o, &mut tmp);
+            self.matmul(&xq, &layer.o, &mut tmp);
             add_into(&mut h, &tmp);
             self.norm_quantize(&h, hs, &layer.ffn_norm, eps, &mut xq);
-            self.matmul(&xq, m, &layer.gate_up, &mut gu);
+            self.matmul(&xq, &layer.gate_up, &mut gu);
             act.par_chunks_mut(f)
                 .zip(gu.par_chunks(2 * f))
                 .for_each(|(a, g)| {
@@ -565,7 +609,7 @@ impl CpuModel {
                     }
                 });
             self.quantize_rows(&act, f, &mut xq);
-            self.matmul(&xq, m, &layer.down, &mut tmp);
+            self.matmul(&xq, &layer.down, &mut tmp);
             add_into(&mut h, &tmp);
         }
         for s in seqs.iter_mut() {
@@ -583,7 +627,7 @@ impl CpuModel {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
         let v = cfg.vocab_size;
         let mut logits = vec![0f32; wanted.len() * v];
-        self.matmul(&xq, wanted.len(), head, &mut logits);
+        self.matmul(&xq, head, &mut logits);
         for (row, &r) in logits.chunks(v).zip(&wanted) {
             out[rows[r].0].extend_from_slice(row);
         }
@@ -602,68 +646,66 @@ impl CpuModel {
     }
 
     /// RMS-norms each `width`-row of `x` with weight `w` and quantizes it into `out`.
-    fn norm_quantize(&self, x: &[f32], width: usize, w: &[f32], eps: f32, out: &mut [BlockQ8]) {
+    fn norm_quantize(&self, x: &[f32], width: usize, w: &[f32], eps: f32, out: &mut Q8Rows) {
         use rayon::prelude::*;
-        let kb = width.div_ceil(QK);
+        out.reset(x.len() / width, width);
+        let kb = out.kb();
+        let (qs, d, s) = out.parts_mut();
         x.par_chunks(width)
-            .zip(out.par_chunks_mut(kb))
-            .for_each(|(row, q)| {
+            .zip(qs.par_chunks_mut(kb * QK))
+            .zip(d.par_chunks_mut(kb).zip(s.par_chunks_mut(kb)))
+            .for_each_init(Vec::new, |normed, ((row, qs), (d, s))| {
                 let ms = row.iter().map(|v| v * v).sum::<f32>() / width as f32;
                 let r = 1.0 / (ms + eps).sqrt();
-                let normed: Vec<f32> = row.iter().zip(w).map(|(v, w)| v * r * w).collect();
-                quantize_row(&normed, q);
+                normed.clear();
+                normed.extend(row.iter().zip(w).map(|(v, w)| v * r * w));
+                self.kernels.quantize(normed, qs, d, s);
             });
     }
 
-    fn quantize_rows(&self, x: &[f32], width: usize, out: &mut [BlockQ8]) {
+    /// Quantizes each `width`-row of `x` into `out`.
+    fn quantize_rows(&self, x: &[f32], width: usize, out: &mut Q8Rows) {
         use rayon::prelude::*;
-        let kb = width.div_ceil(QK);
+        out.reset(x.len() / width, width);
+        let kb = out.kb();
+        let (qs, d, s) = out.parts_mut();
         x.par_chunks(width)
-            .zip(out.par_chunks_mut(kb))
-            .for_each(|(row, q)| quantize_row(row, q));
+            .zip(qs.par_chunks_mut(kb * QK))
+            .zip(d.par_chunks_mut(kb).zip(s.par_chunks_mut(kb)))
+            .for_each(|((row, qs), (d, s))| self.kernels.quantize(row, qs, d, s));
     }
 
-    /// `out[r][j] = x[r] · w[j]` for the first `m` rows of `x` (blocks of `w.cols` wide
-    /// rows); `out` is `[m, w.rows]`. Parallel over chunks of `w`'s rows.
-    fn matmul(&self, x: &[BlockQ8], m: usize, w: &QMatrix, out: &mut [f32]) {
+    /// `out[r][j] = x[r] · w[j]` for the `m` rows of `x` (packed rows of `w.cols` values);
+    /// `out` is `[m, w.rows]`. Parallel over chunks of `w`'s rows.
+    fn matmul(&self, x: &Q8Rows, w: &QMatrix, out: &mut [f32]) {
+        assert_eq!(x.kb(), w.kb, "matmul: widths");
         let k = self.kernels;
-        match &w.data {
-            QData::Q8(d) => self.matmul_rows(m, w, out, |j, r0, n, dst| {
-                let wr = &d[j * w.kb..(j + 1) * w.kb];
-                let xr = |r: usize| &x[r * w.kb..(r + 1) * w.kb];
+        let x4 = |r: usize| [x.row(r), x.row(r + 1), x.row(r + 2), x.row(r + 3)];
+        match w.format() {
+            QFormat::Q8_0 => self.matmul_rows(x.len(), w, out, |j, r0, n, dst| {
+                let wr = w.q8_row(j).expect("a Q8_0 matrix");
                 if n == 4 {
-                    dst.copy_from_slice(
-                        &k.dot_q8(wr, [xr(r0), xr(r0 + 1), xr(r0 + 2), xr(r0 + 3)]),
-                    );
+                    dst.copy_from_slice(&k.dot_q8(wr, x4(r0)));
                 } else {
-                    dst[0] = k.dot_q8(wr, [xr(r0)])[0];
+                    dst[0] = k.dot_q8(wr, [x.row(r0)])[0];
                 }
             }),
-            QData::Q41(d, mins) => {
-                let mut sums = vec![0f32; m * w.kb];
-                block_sums(&x[..m * w.kb], &mut sums);
-                self.matmul_rows(m, w, out, |j, r0, n, dst| {
-                    let span = j * w.kb..(j + 1) * w.kb;
-                    let (wr, mr) = (&d[span.clone()], &mins[span]);
-                    let xr = |r: usize| &x[r * w.kb..(r + 1) * w.kb];
-                    let sr = |r: usize| &sums[r * w.kb..(r + 1) * w.kb];
-                    if n == 4 {
-                        dst.copy_from_slice(&k.dot_q4_1(
-                            wr,
-                            mr,
-                            [xr(r0), xr(r0 + 1), xr(r0 + 2), xr(r0 + 3)],
-                            [sr(r0), sr(r0 + 1), sr(r0 + 2), sr(r0 + 3)],
-                        ));
-                    } else {
-                        dst[0] = k.dot_q4_1(wr, mr, [xr(r0)], [sr(r0)])[0];
-                    }
-                })
-            }
+            QFormat::Q4_1 => self.matmul_rows(x.len(), w, out, |j, r0, n, dst| {
+                let wr = w.q41_row(j).expect("a Q4_1 matrix");
+                if n == 4 {
+                    dst.copy_from_slice(&k.dot_q4_1(wr, x4(r0)));
+                } else {
+                    dst[0] = k.dot_q4_1(wr, [x.row(r0)])[0];
+                }
+            }),
         }
     }
 
     /// The loop of [`CpuModel::matmul`]: `dot(j, r0, n, dst)` writes `x[r0 + i] · w[j]` for
-    /// `i < n` (`n` is 4 or 1) into `dst`.
+    /// `i < n` (`n` is 4 or 1) into `dst`. Many rows (a prompt) are split into blocks of
+    /// rows, each task writing its own rows of `out` in place; few rows (decoding steps)
+    /// are split by `w`'s rows, which are then copied into place. A value's arithmetic is
+    /// the same either way.
     fn matmul_rows(
         &self,
         m: usize,
@@ -673,29 +715,49 @@ impl CpuModel {
     ) {
         use rayon::prelude::*;
         let n = w.rows;
+        // rows `rows` of x against rows `cols` of w into `dst` (`dst` row `r - rows.start`,
+        // column `j - base`, `width` values per row)
+        let tile = |rows: std::ops::Range<usize>,
+                    cols: std::ops::Range<usize>,
+                    dst: &mut [f32],
+                    base: usize,
+                    width: usize| {
+            // weight rows in the L1 cache for every four rows of x
+            const JB: usize = 32;
+            let mut d = [0f32; 4];
+            for jb in cols.clone().step_by(JB) {
+                let je = (jb + JB).min(cols.end);
+                let mut r = rows.start;
+                while r < rows.end {
+                    let step = if r + 4 <= rows.end { 4 } else { 1 };
+                    for j in jb..je {
+                        dot(j, r, step, &mut d[..step]);
+                        for (i, v) in d[..step].iter().enumerate() {
+                            dst[(r - rows.start + i) * width + (j - base)] = *v;
+                        }
+                    }
+                    r += step;
+                }
+            }
+        };
+        const RB: usize = 16;
+        if m >= 4 * RB * self.threads {
+            out[..m * n]
+                .par_chunks_mut(RB * n)
+                .enumerate()
+                .for_each(|(b, dst)| {
+                    let r0 = b * RB;
+                    tile(r0..(r0 + RB).min(m), 0..n, dst, 0, n);
+                });
+            return;
+        }
         let chunk = (n / (self.threads * 8)).clamp(16, 256);
         let parts: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(chunk))
             .into_par_iter()
             .map(|c| {
                 let (j0, j1) = (c * chunk, ((c + 1) * chunk).min(n));
-                let cw = j1 - j0;
-                let mut local = vec![0f32; m * cw];
-                const RB: usize = 64;
-                let mut d = [0f32; 4];
-                for rb in (0..m).step_by(RB) {
-                    let re = (rb + RB).min(m);
-                    for j in j0..j1 {
-                        let mut r = rb;
-                        while r < re {
-                            let step = if r + 4 <= re { 4 } else { 1 };
-                            dot(j, r, step, &mut d[..step]);
-                            for (i, v) in d[..step].iter().enumerate() {
-                                local[(r + i) * cw + (j - j0)] = *v;
-                            }
-                            r += step;
-                        }
-                    }
-                }
+                let mut local = vec![0f32; m * (j1 - j0)];
+                tile(0..m, j0..j1, &mut local, j0, j1 - j0);
                 (j0, local)
             })
             .collect();

@@ -114,10 +114,210 @@ pub fn quantize_row_q4_1(x: &[f32], out: &mut [BlockQ4_1]) {
     }
 }
 
-/// `d · Σ q` of each activation block: the sums the Q4_1 dot product needs for its `m` term.
-pub fn block_sums(x: &[BlockQ8], out: &mut [f32]) {
-    for (o, b) in out.iter_mut().zip(x) {
-        *o = b.d * b.qs.iter().map(|&q| i32::from(q)).sum::<i32>() as f32;
+/// Blocks per interleaved group. The kernels read a group of eight blocks as eight 256-bit
+/// vectors whose lane `l` holds four bytes of block `l`, so one vector of i32 lanes sums the
+/// dot products of eight blocks at once: no horizontal sum and no float scaling per block,
+/// one conversion and one multiply-add per eight blocks instead.
+pub const GROUP: usize = 8;
+
+/// Where value `j` of block `b` lies in a packed Q8_0 row of `kb` blocks (`kb · 32` bytes):
+/// the whole groups interleaved (vector `j / 4`, lane `b % 8`, byte `j % 4`), the last
+/// `kb % 8` blocks plain, one after the other.
+#[inline]
+pub fn q8_offset(kb: usize, b: usize, j: usize) -> usize {
+    if b < kb / GROUP * GROUP {
+        (b / GROUP) * GROUP * QK + (j / 4) * 32 + (b % GROUP) * 4 + j % 4
+    } else {
+        b * QK + j
+    }
+}
+
+/// Where value `j` of block `b` lies in a packed Q4_1 row of `kb` blocks (`kb · 16` bytes):
+/// the byte, and whether the value is its high nibble. In a group, vectors `2p` and `2p + 1`
+/// of the Q8_0 layout share packed vector `p` (low and high nibbles); a plain block holds
+/// values `j` and `j + 16` in one byte, as the file does.
+#[inline]
+pub fn q4_offset(kb: usize, b: usize, j: usize) -> (usize, bool) {
+    if b < kb / GROUP * GROUP {
+        let i = j / 4;
+        let at = (b / GROUP) * GROUP * QK / 2 + (i / 2) * 32 + (b % GROUP) * 4 + j % 4;
+        (at, i % 2 == 1)
+    } else {
+        (b * QK / 2 + j % (QK / 2), j >= QK / 2)
+    }
+}
+
+/// One packed Q8_0 row as the kernels read it: the values (laid out as [`q8_offset`] says),
+/// the block scales, and `d · Σ q` per block (activations carry it for the Q4_1 min term;
+/// weights leave it empty).
+#[derive(Debug, Clone, Copy)]
+pub struct Q8Row<'a> {
+    /// `kb · 32` values.
+    pub qs: &'a [i8],
+    /// `kb` scales.
+    pub d: &'a [f32],
+    /// `kb` sums `d · Σ q`, or none.
+    pub s: &'a [f32],
+}
+
+/// One packed Q4_1 row: the values (two per byte, laid out as [`q4_offset`] says), the block
+/// scales and the block mins.
+#[derive(Debug, Clone, Copy)]
+pub struct Q41Row<'a> {
+    /// `kb · 16` bytes.
+    pub qs: &'a [u8],
+    /// `kb` scales.
+    pub d: &'a [f32],
+    /// `kb` mins.
+    pub m: &'a [f32],
+}
+
+/// Packs Q8_0 blocks into one row (`qs`: `blocks.len() · 32` values; `d`: the scales).
+pub fn pack_q8(blocks: &[BlockQ8], qs: &mut [i8], d: &mut [f32]) {
+    let kb = blocks.len();
+    for (b, blk) in blocks.iter().enumerate() {
+        d[b] = blk.d;
+        for (j, &q) in blk.qs.iter().enumerate() {
+            qs[q8_offset(kb, b, j)] = q;
+        }
+    }
+}
+
+/// Packs Q4_1 blocks into one row (`qs`: `blocks.len() · 16` bytes; `d`, `m`: scales, mins).
+pub fn pack_q4_1(blocks: &[BlockQ4_1], qs: &mut [u8], d: &mut [f32], m: &mut [f32]) {
+    let kb = blocks.len();
+    qs.fill(0);
+    for (b, blk) in blocks.iter().enumerate() {
+        d[b] = blk.d;
+        m[b] = blk.m;
+        for j in 0..QK {
+            let byte = blk.qs[j % (QK / 2)];
+            let q = if j < QK / 2 { byte & 0x0F } else { byte >> 4 };
+            let (at, high) = q4_offset(kb, b, j);
+            qs[at] |= if high { q << 4 } else { q };
+        }
+    }
+}
+
+/// Quantizes `x` as Q8_0 straight into a packed row of `d.len()` blocks (a short last block
+/// is padded with zeros), with its sums `s` (`d · Σ q`): per block `d = max|x| / 127`,
+/// `q = x / d` rounded to nearest, ties to even. (Portable; [`Kernels::quantize`] gives the
+/// same values faster.)
+pub fn quantize_packed(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    for b in 0..d.len() {
+        quantize_block(x, b, qs, d, s);
+    }
+}
+
+/// Block `b` of [`quantize_packed`].
+fn quantize_block(x: &[f32], b: usize, qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    let lo = (b * QK).min(x.len());
+    let hi = ((b + 1) * QK).min(x.len());
+    let mut vals = [0f32; QK];
+    vals[..hi - lo].copy_from_slice(&x[lo..hi]);
+    let amax = vals.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let db = amax / 127.0;
+    let id = if db > 0.0 { 1.0 / db } else { 0.0 };
+    // |v · id| <= 127: adding and subtracting 1.5 · 2^23 rounds to the nearest integer
+    // (ties to even) without a libm call
+    const MAGIC: f32 = 12_582_912.0;
+    let mut q = [0i8; QK];
+    for (q, v) in q.iter_mut().zip(&vals) {
+        *q = ((v * id + MAGIC) - MAGIC).clamp(-127.0, 127.0) as i8;
+    }
+    let sum: i32 = q.iter().map(|&v| i32::from(v)).sum();
+    d[b] = db;
+    s[b] = db * sum as f32;
+    place_block(d.len(), b, &q, qs);
+}
+
+/// Writes block `b`'s 32 values into a packed row of `kb` blocks ([`q8_offset`]).
+#[inline]
+fn place_block(kb: usize, b: usize, q: &[i8; QK], qs: &mut [i8]) {
+    if b < kb / GROUP * GROUP {
+        let base = (b / GROUP) * GROUP * QK + (b % GROUP) * 4;
+        for (i, c) in q.chunks_exact(4).enumerate() {
+            qs[base + i * 32..base + i * 32 + 4].copy_from_slice(c);
+        }
+    } else {
+        qs[b * QK..(b + 1) * QK].copy_from_slice(q);
+    }
+}
+
+/// Rows of activations quantized as Q8_0 and packed: the right-hand side of every kernel.
+/// Reused across a forward pass ([`Q8Rows::reset`] keeps the allocations).
+#[derive(Debug, Clone, Default)]
+pub struct Q8Rows {
+    kb: usize,
+    qs: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+}
+
+impl Q8Rows {
+    /// Makes room for `m` rows of `width` values (zeroed).
+    pub fn reset(&mut self, m: usize, width: usize) {
+        self.kb = width.div_ceil(QK);
+        for v in [&mut self.d, &mut self.s] {
+            v.clear();
+            v.resize(m * self.kb, 0.0);
+        }
+        self.qs.clear();
+        self.qs.resize(m * self.kb * QK, 0);
+    }
+
+    /// Blocks per row.
+    pub fn kb(&self) -> usize {
+        self.kb
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.d.len().checked_div(self.kb).unwrap_or(0)
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `r`.
+    pub fn row(&self, r: usize) -> Q8Row<'_> {
+        let kb = self.kb;
+        Q8Row {
+            qs: &self.qs[r * kb * QK..(r + 1) * kb * QK],
+            d: &self.d[r * kb..(r + 1) * kb],
+            s: &self.s[r * kb..(r + 1) * kb],
+        }
+    }
+
+    /// The values, scales and sums of all rows, for filling them row by row
+    /// ([`quantize_packed`] on `kb · 32`, `kb` and `kb` long chunks).
+    pub fn parts_mut(&mut self) -> (&mut [i8], &mut [f32], &mut [f32]) {
+        (&mut self.qs, &mut self.d, &mut self.s)
+    }
+
+    /// Quantizes each `width`-row of `x` into a fresh set of rows (a single thread; the
+    /// model parallelises over rows itself).
+    pub fn quantize(x: &[f32], width: usize) -> Q8Rows {
+        let mut out = Q8Rows::default();
+        out.reset(x.len() / width.max(1), width);
+        let kb = out.kb;
+        for (r, row) in x.chunks(width.max(1)).enumerate() {
+            quantize_packed(
+                row,
+                &mut out.qs[r * kb * QK..(r + 1) * kb * QK],
+                &mut out.d[r * kb..(r + 1) * kb],
+                &mut out.s[r * kb..(r + 1) * kb],
+            );
+        }
+        out
+    }
+
+    /// Value `i` of row `r`, dequantized.
+    pub fn value(&self, r: usize, i: usize) -> f32 {
+        let row = self.row(r);
+        row.d[i / QK] * f32::from(row.qs[q8_offset(self.kb, i / QK, i % QK)])
     }
 }
 
@@ -201,71 +401,132 @@ impl Kernels {
         self.0
     }
 
-    /// `out[r] = Σ_b w[b] · xs[r][b]` for `R` activation rows against one weight row (every
-    /// row has `w.len()` blocks).
-    #[inline]
-    pub fn dot_q8<const R: usize>(self, w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R] {
-        dot_q8(self.0, w, xs)
+    /// [`quantize_packed`]: the same values, vectorised where the instruction set allows.
+    pub fn quantize(self, x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+        let kb = d.len();
+        assert!(
+            qs.len() == kb * QK && s.len() == kb && x.len() <= kb * QK,
+            "quantize: shapes"
+        );
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512Vnni => {
+                for b in 0..kb {
+                    if (b + 1) * QK <= x.len() {
+                        let mut q = [0i8; QK];
+                        // SAFETY: a `Kernels` value was checked against this CPU; block `b`
+                        // is 32 values of `x`.
+                        let (db, sum) = unsafe { x86::quantize_avx2(&x[b * QK..(b + 1) * QK], &mut q) };
+                        d[b] = db;
+                        s[b] = db * sum as f32;
+                        place_block(kb, b, &q, qs);
+                    } else {
+                        quantize_block(x, b, qs, d, s);
+                    }
+                }
+            }
+            _ => quantize_packed(x, qs, d, s),
+        }
     }
 
-    /// `out[r] = Σ_b w[b] · xs[r][b]` for `R` activation rows against one Q4_1 weight row:
-    /// the scale part `Σ_b d_b · dx · Σ q · xq` plus the min part `Σ_b mins[b] · sums[r][b]`
-    /// (`mins`: the row's block mins; `sums[r]`: the activation's [`block_sums`]).
+    /// `out[r] = w · xs[r]` for `R` packed activation rows against one packed Q8_0 weight
+    /// row: `Σ_b d_w d_x Σ q_w q_x` (every row has `w.d.len()` blocks).
     #[inline]
-    pub fn dot_q4_1<const R: usize>(
-        self,
-        w: &[BlockQ4_1],
-        mins: &[f32],
-        xs: [&[BlockQ8]; R],
-        sums: [&[f32]; R],
-    ) -> [f32; R] {
-        assert_eq!(mins.len(), w.len(), "dot_q4_1: mins");
-        for (x, s) in xs.iter().zip(&sums) {
+    pub fn dot_q8<const R: usize>(self, w: Q8Row<'_>, xs: [Q8Row<'_>; R]) -> [f32; R] {
+        let kb = w.d.len();
+        assert_eq!(w.qs.len(), kb * QK, "dot_q8: weight row");
+        for x in &xs {
             assert!(
-                x.len() == w.len() && s.len() == w.len(),
+                x.qs.len() == kb * QK && x.d.len() == kb,
+                "dot_q8: rows of different lengths"
+            );
+        }
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a `Kernels` value was checked against this CPU; the lengths match.
+            Isa::Avx512Vnni => unsafe { x86::dot_q8_vnni(w, xs) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { x86::dot_q8_avx2(w, xs) },
+            _ => dot_q8_scalar(w, xs),
+        }
+    }
+
+    /// `out[r] = w · xs[r]` for `R` packed activation rows against one packed Q4_1 weight
+    /// row: the scale part `Σ_b d_w d_x Σ q_w q_x` plus the min part `Σ_b m_w · s_x` (`s_x`:
+    /// the activation's block sums `d_x Σ q_x`).
+    #[inline]
+    pub fn dot_q4_1<const R: usize>(self, w: Q41Row<'_>, xs: [Q8Row<'_>; R]) -> [f32; R] {
+        let kb = w.d.len();
+        assert!(
+            w.qs.len() == kb * QK / 2 && w.m.len() == kb,
+            "dot_q4_1: weight row"
+        );
+        for x in &xs {
+            assert!(
+                x.qs.len() == kb * QK && x.d.len() == kb && x.s.len() == kb,
                 "dot_q4_1: rows of different lengths"
             );
         }
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` value was checked against this CPU; the lengths match.
-            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, mins, xs, sums) },
+            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, xs) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, mins, xs, sums) },
-            _ => dot_q4_1_scalar(w, mins, xs, sums),
+            Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, xs) },
+            _ => dot_q4_1_scalar(w, xs),
         }
     }
 
-    /// Causal attention of one scaled query head `q` over the positions of `segs`, in
-    /// order: per segment its keys and values (f16 bits, position-major, `stride` values
-    /// per position, this head's at column `col`) and how many positions count. Writes the
-    /// head's output into `out`; `scores` is scratch.
+    /// Causal attention of a group of scaled query heads that share one key/value head
+    /// (`q`: the group's heads one after the other, `hd` values each) over the positions of
+    /// `segs`, in order: per segment its keys and values (f16 bits, position-major, `stride`
+    /// values per position, this head's at column `col`) and how many positions count.
+    /// Writes the heads' outputs into `out` (as `q` is laid out); `scores` is scratch. Each
+    /// key and value is read once for the whole group.
     pub fn attend(
         self,
         q: &[f32],
+        hd: usize,
         segs: &[Segment<'_>],
         col: usize,
         stride: usize,
         scores: &mut Vec<f32>,
         out: &mut [f32],
     ) {
-        let hd = q.len();
-        assert!(out.len() == hd && col + hd <= stride, "attend: shapes");
+        assert!(
+            hd > 0 && q.len().is_multiple_of(hd) && out.len() == q.len() && col + hd <= stride,
+            "attend: shapes"
+        );
         for (k, v, n) in segs {
             assert!(
                 k.len() >= n * stride && v.len() >= n * stride,
                 "attend: segment"
             );
         }
+        let n: usize = segs.iter().map(|s| s.2).sum();
+        scores.clear();
+        scores.resize(n * (q.len() / hd), 0.0);
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` value was checked against this CPU (both sets include
-            // AVX2 + FMA); the segments hold `n · stride` values and `col + hd <= stride`.
-            Isa::Avx2 | Isa::Avx512Vnni if hd.is_multiple_of(8) => unsafe {
-                x86::attend_avx2(q, segs, col, stride, scores, out)
+            // AVX2, FMA and F16C); the segments hold `n · stride` values, `col + hd <=
+            // stride`, and `scores` holds `n` values per head.
+            Isa::Avx2 | Isa::Avx512Vnni if hd.is_multiple_of(16) => unsafe {
+                match q.len() / hd {
+                    1 => x86::attend_avx2::<1>(q, segs, col, stride, scores, out),
+                    2 => x86::attend_avx2::<2>(q, segs, col, stride, scores, out),
+                    3 => x86::attend_avx2::<3>(q, segs, col, stride, scores, out),
+                    4 => x86::attend_avx2::<4>(q, segs, col, stride, scores, out),
+                    _ => {
+                        for (qh, oh) in q.chunks(hd).zip(out.chunks_mut(hd)) {
+                            x86::attend_avx2::<1>(qh, segs, col, stride, &mut scores[..n], oh)
+                        }
+                    }
+                }
             },
-            _ => attend_scalar(q, segs, col, stride, scores, out),
+            _ => attend_scalar(q, hd, segs, col, stride, scores, out),
         }
     }
 
@@ -282,59 +543,39 @@ impl Kernels {
     }
 }
 
-/// [`Kernels::dot_q8`]; `isa` must be supported (a [`Kernels`] value says so).
-#[inline]
-fn dot_q8<const R: usize>(isa: Isa, w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R] {
-    for x in &xs {
-        assert_eq!(x.len(), w.len(), "dot_q8: rows of different lengths");
-    }
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: only a `Kernels` value (checked against this CPU) calls this, and the
-        // lengths match.
-        Isa::Avx512Vnni => unsafe { x86::dot_q8_vnni(w, xs) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { x86::dot_q8_avx2(w, xs) },
-        _ => dot_q8_scalar(w, xs),
-    }
-}
-
-fn dot_q8_scalar<const R: usize>(w: &[BlockQ8], xs: [&[BlockQ8]; R]) -> [f32; R] {
+fn dot_q8_scalar<const R: usize>(w: Q8Row<'_>, xs: [Q8Row<'_>; R]) -> [f32; R] {
+    let kb = w.d.len();
     let mut out = [0f32; R];
     for (r, x) in xs.iter().enumerate() {
         let mut acc = 0f32;
-        for (wb, xb) in w.iter().zip(x.iter()) {
-            let s: i32 = wb
-                .qs
-                .iter()
-                .zip(&xb.qs)
-                .map(|(&a, &b)| i32::from(a) * i32::from(b))
+        for b in 0..kb {
+            let s: i32 = (0..QK)
+                .map(|j| {
+                    let at = q8_offset(kb, b, j);
+                    i32::from(w.qs[at]) * i32::from(x.qs[at])
+                })
                 .sum();
-            acc += s as f32 * (wb.d * xb.d);
+            acc += s as f32 * (w.d[b] * x.d[b]);
         }
         out[r] = acc;
     }
     out
 }
 
-fn dot_q4_1_scalar<const R: usize>(
-    w: &[BlockQ4_1],
-    mins: &[f32],
-    xs: [&[BlockQ8]; R],
-    sums: [&[f32]; R],
-) -> [f32; R] {
+fn dot_q4_1_scalar<const R: usize>(w: Q41Row<'_>, xs: [Q8Row<'_>; R]) -> [f32; R] {
+    let kb = w.d.len();
     let mut out = [0f32; R];
-    for r in 0..R {
-        let mut acc: f32 = mins.iter().zip(sums[r]).map(|(m, s)| m * s).sum();
-        for (b, wb) in w.iter().enumerate() {
-            let xb = &xs[r][b];
-            let mut s = 0i32;
-            for (k, &byte) in wb.qs.iter().enumerate() {
-                s += i32::from(byte & 0x0F) * i32::from(xb.qs[k]);
-                s += i32::from(byte >> 4) * i32::from(xb.qs[k + QK / 2]);
-            }
-            acc += s as f32 * (wb.d * xb.d);
+    for (r, x) in xs.iter().enumerate() {
+        let mut acc: f32 = w.m.iter().zip(x.s).map(|(m, s)| m * s).sum();
+        for b in 0..kb {
+            let s: i32 = (0..QK)
+                .map(|j| {
+                    let (at, high) = q4_offset(kb, b, j);
+                    let q = if high { w.qs[at] >> 4 } else { w.qs[at] & 0x0F };
+                    i32::from(q) * i32::from(x.qs[q8_offset(kb, b, j)])
+                })
+                .sum();
+            acc += s as f32 * (w.d[b] * x.d[b]);
         }
         out[r] = acc;
     }
@@ -363,33 +604,37 @@ fn f16(bits: u16) -> f32 {
 
 fn attend_scalar(
     q: &[f32],
+    hd: usize,
     segs: &[Segment<'_>],
     col: usize,
     stride: usize,
-    scores: &mut Vec<f32>,
+    scores: &mut [f32],
     out: &mut [f32],
 ) {
-    let hd = q.len();
-    scores.clear();
-    for (k, _, n) in segs {
-        for t in 0..*n {
-            let kt = &k[t * stride + col..t * stride + col + hd];
-            scores.push(q.iter().zip(kt).map(|(a, &b)| a * f16(b)).sum());
-        }
-    }
-    softmax(scores);
-    out.fill(0.0);
-    let mut i = 0;
-    for (_, v, n) in segs {
-        for t in 0..*n {
-            let p = scores[i];
-            for (o, &x) in out
-                .iter_mut()
-                .zip(&v[t * stride + col..t * stride + col + hd])
-            {
-                *o += p * f16(x);
+    let n = scores.len() / (q.len() / hd);
+    for ((qh, oh), sc) in q.chunks(hd).zip(out.chunks_mut(hd)).zip(scores.chunks_mut(n)) {
+        let mut i = 0;
+        for (k, _, len) in segs {
+            for t in 0..*len {
+                let kt = &k[t * stride + col..t * stride + col + hd];
+                sc[i] = qh.iter().zip(kt).map(|(a, &b)| a * f16(b)).sum();
+                i += 1;
             }
-            i += 1;
+        }
+        softmax(sc);
+        oh.fill(0.0);
+        let mut i = 0;
+        for (_, v, len) in segs {
+            for t in 0..*len {
+                let p = sc[i];
+                for (o, &x) in oh
+                    .iter_mut()
+                    .zip(&v[t * stride + col..t * stride + col + hd])
+                {
+                    *o += p * f16(x);
+                }
+                i += 1;
+            }
         }
     }
 }
@@ -425,7 +670,7 @@ fn axpy(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{BlockQ4_1, BlockQ8, Segment, QK};
+    use super::{Q41Row, Q8Row, Segment, GROUP, QK};
     use std::arch::x86_64::*;
 
     #[inline]
@@ -439,60 +684,155 @@ mod x86 {
         _mm_cvtss_f32(s)
     }
 
+    /// 32 bytes at `p` (unaligned).
+    ///
+    /// # Safety
+    /// 32 bytes are readable at `p`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn load(b: &BlockQ8) -> __m256i {
-        // SAFETY: `qs` is 32 readable bytes; the load is unaligned.
-        unsafe { _mm256_loadu_si256(b.qs.as_ptr().cast::<__m256i>()) }
+    unsafe fn load<T>(p: *const T) -> __m256i {
+        // SAFETY: the caller guarantees 32 readable bytes; the load is unaligned.
+        unsafe { _mm256_loadu_si256(p.cast::<__m256i>()) }
     }
 
-    /// `Σ a·b` of 32 unsigned × 32 signed bytes, as eight i32 lanes (AVX2: `maddubs`,
-    /// whose pairwise i16 sums cannot saturate for `a ≤ 127` or `a ≤ 15`).
+    /// Eight f32 at `p` (unaligned).
+    ///
+    /// # Safety
+    /// Eight `f32` are readable at `p`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn idot_avx2(a: __m256i, b: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+    unsafe fn loadf(p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees 32 readable bytes; the load is unaligned.
+        unsafe { _mm256_loadu_ps(p) }
     }
 
-    /// The same with AVX-512 VNNI (`vpdpbusd`, no intermediate i16).
+    /// `acc + Σ a·b` per i32 lane (four unsigned × signed byte products each). AVX2:
+    /// `maddubs` then `madd`; its pairwise i16 sums cannot saturate for `a ≤ 127` (Q8_0,
+    /// `|q| ≤ 127`) or `a ≤ 15` (Q4_1).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn dp_avx2(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+        _mm256_add_epi32(acc, p)
+    }
+
+    /// The same with AVX-512 VNNI (`vpdpbusd`: no intermediate i16, the add included).
     #[inline]
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn idot_vnni(a: __m256i, b: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
+    fn dp_vnni(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, a, b)
     }
 
-    /// The 32 nibbles of a Q4_1 block as bytes in value order.
+    /// The 32 nibbles of a plain Q4_1 block (16 bytes at `p`) as bytes in value order.
+    ///
+    /// # Safety
+    /// 16 bytes are readable at `p`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn nibbles(b: &BlockQ4_1) -> __m256i {
-        // SAFETY: `qs` is 16 readable bytes; the load is unaligned.
-        let raw = unsafe { _mm_loadu_si128(b.qs.as_ptr().cast::<__m128i>()) };
+    unsafe fn nibbles(p: *const u8) -> __m256i {
+        // SAFETY: the caller guarantees 16 readable bytes; the load is unaligned.
+        let raw = unsafe { _mm_loadu_si128(p.cast::<__m128i>()) };
         let both = _mm256_set_m128i(_mm_srli_epi16::<4>(raw), raw);
         _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
     }
 
+    /// One Q8_0 block of 32 values: the values into `q`; returns the scale and `Σ q` (the
+    /// portable quantizer's numbers exactly: the same max, scale and rounding, ties to even).
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `x.len() == 32`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn quantize_avx2(x: &[f32], q: &mut [i8; QK]) -> (f32, i32) {
+        // SAFETY: `x` holds 32 values.
+        let v = unsafe { [0, 8, 16, 24].map(|i| loadf(x.as_ptr().add(i))) };
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_andnot_ps(sign, v[0]);
+        for vi in &v[1..] {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *vi));
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+        let round = |x: __m256| {
+            _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm256_mul_ps(x, id),
+            ))
+        };
+        let i = v.map(round);
+        let total = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+        let t4 = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256::<1>(total));
+        let t2 = _mm_add_epi32(t4, _mm_unpackhi_epi64(t4, t4));
+        let sum = _mm_cvtsi128_si32(_mm_add_epi32(t2, _mm_shuffle_epi32::<1>(t2)));
+        // i32 → i16 → i8 packs interleave 128-bit lanes; the permutation restores the order
+        let p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+        let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        // SAFETY: `q` is 32 writable bytes; the store is unaligned.
+        unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast::<__m256i>(), p) };
+        (d, sum)
+    }
+
     /// The Q8_0 and Q4_1 dot products for one instruction set: the same code, only the
-    /// byte dot product (`$idot`) differs.
+    /// byte dot product (`$dp`) differs. Whole groups of eight blocks accumulate in i32
+    /// lanes (lane `l`: block `l` of the group) and are scaled once per group; the plain
+    /// tail blocks are scaled one by one. The order of the float sums is fixed by the row
+    /// length alone, so a row's result does not depend on `R` (its batch).
     macro_rules! int8_kernels {
-        ($q8:ident, $q41:ident, $features:literal, $idot:ident) => {
+        ($q8:ident, $q41:ident, $features:literal, $dp:ident) => {
             /// # Safety
-            /// The CPU supports the function's target features; every `xs[r]` has
-            /// `w.len()` blocks.
+            /// The CPU supports the function's target features; the rows have the lengths
+            /// [`super::Kernels::dot_q8`] checks.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $q8<const R: usize>(
-                w: &[BlockQ8],
-                xs: [&[BlockQ8]; R],
+                w: Q8Row<'_>,
+                xs: [Q8Row<'_>; R],
             ) -> [f32; R] {
+                let kb = w.d.len();
+                let ng = kb / GROUP;
                 let mut acc = [_mm256_setzero_ps(); R];
-                for (b, wb) in w.iter().enumerate() {
-                    let wv = load(wb);
-                    // |w| · (x · sign w) = w · x, in the unsigned × signed form the byte
-                    // dot products take.
+                for g in 0..ng {
+                    let (mut ia, mut ib) = ([_mm256_setzero_si256(); R], [_mm256_setzero_si256(); R]);
+                    for i in 0..GROUP {
+                        let at = g * GROUP * QK + i * 32;
+                        // SAFETY: `at + 32 <= ng · 256 <= kb · 32`, the length of every
+                        // row's values.
+                        let wv = unsafe { load(w.qs.as_ptr().add(at)) };
+                        // |w| · (x · sign w) = w · x, in the unsigned × signed form the
+                        // byte dot products take
+                        let aw = _mm256_sign_epi8(wv, wv);
+                        for r in 0..R {
+                            // SAFETY: as above.
+                            let xv = unsafe { load(xs[r].qs.as_ptr().add(at)) };
+                            // two chains per row, as in the Q4_1 kernel
+                            let p = _mm256_sign_epi8(xv, wv);
+                            if i % 2 == 0 {
+                                ia[r] = $dp(ia[r], aw, p);
+                            } else {
+                                ib[r] = $dp(ib[r], aw, p);
+                            }
+                        }
+                    }
+                    for r in 0..R {
+                        ia[r] = _mm256_add_epi32(ia[r], ib[r]);
+                    }
+                    // SAFETY: `g · 8 + 8 <= kb` scales in every row.
+                    let wd = unsafe { loadf(w.d.as_ptr().add(g * GROUP)) };
+                    for r in 0..R {
+                        // SAFETY: as above.
+                        let s = _mm256_mul_ps(wd, unsafe { loadf(xs[r].d.as_ptr().add(g * GROUP)) });
+                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r]), s, acc[r]);
+                    }
+                }
+                for b in ng * GROUP..kb {
+                    // SAFETY: block `b < kb` is 32 plain values at `b · 32` in every row.
+                    let wv = unsafe { load(w.qs.as_ptr().add(b * QK)) };
                     let aw = _mm256_sign_epi8(wv, wv);
                     for r in 0..R {
-                        let xb = &xs[r][b];
-                        let p = $idot(aw, _mm256_sign_epi8(load(xb), wv));
-                        let s = _mm256_set1_ps(wb.d * xb.d);
+                        // SAFETY: as above.
+                        let xv = unsafe { load(xs[r].qs.as_ptr().add(b * QK)) };
+                        let p = $dp(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xv, wv));
+                        let s = _mm256_set1_ps(w.d[b] * xs[r].d[b]);
                         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
                     }
                 }
@@ -504,78 +844,86 @@ mod x86 {
             }
 
             /// # Safety
-            /// The CPU supports the function's target features; `mins`, every `xs[r]` and
-            /// every `sums[r]` have `w.len()` entries.
+            /// The CPU supports the function's target features; the rows have the lengths
+            /// [`super::Kernels::dot_q4_1`] checks.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $q41<const R: usize>(
-                w: &[BlockQ4_1],
-                mins: &[f32],
-                xs: [&[BlockQ8]; R],
-                sums: [&[f32]; R],
+                w: Q41Row<'_>,
+                xs: [Q8Row<'_>; R],
             ) -> [f32; R] {
+                let kb = w.d.len();
+                let ng = kb / GROUP;
+                let mask = _mm256_set1_epi8(0x0F);
                 let mut acc = [_mm256_setzero_ps(); R];
-                // the min part, eight blocks at a time, into the same lanes
-                let kb = w.len();
-                let mut b = 0;
-                while b + 8 <= kb {
-                    // SAFETY: `b + 8 <= kb` entries of `mins` and of every `sums[r]`.
-                    let m = unsafe { _mm256_loadu_ps(mins.as_ptr().add(b)) };
+                for g in 0..ng {
+                    let (mut ia, mut ib) = ([_mm256_setzero_si256(); R], [_mm256_setzero_si256(); R]);
+                    for p in 0..GROUP / 2 {
+                        // SAFETY: `g · 128 + p · 32 + 32 <= kb · 16` bytes of the weight row.
+                        let raw = unsafe { load(w.qs.as_ptr().add(g * GROUP * QK / 2 + p * 32)) };
+                        let lo = _mm256_and_si256(raw, mask);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), mask);
+                        let at = g * GROUP * QK + p * 64;
+                        for r in 0..R {
+                            // SAFETY: `at + 64 <= ng · 256 <= kb · 32` values in every row.
+                            let (x0, x1) = unsafe {
+                                let x = xs[r].qs.as_ptr().add(at);
+                                (load(x), load(x.add(32)))
+                            };
+                            // two chains per row: the byte dot product's latency, not its
+                            // throughput, bounds one chain (integer sums: exact in any order)
+                            ia[r] = $dp(ia[r], lo, x0);
+                            ib[r] = $dp(ib[r], hi, x1);
+                        }
+                    }
+                    for r in 0..R {
+                        ia[r] = _mm256_add_epi32(ia[r], ib[r]);
+                    }
+                    // SAFETY: `g · 8 + 8 <= kb` scales, mins and sums in every row.
+                    let (wd, wm) = unsafe {
+                        (loadf(w.d.as_ptr().add(g * GROUP)), loadf(w.m.as_ptr().add(g * GROUP)))
+                    };
                     for r in 0..R {
                         // SAFETY: as above.
-                        let s = unsafe { _mm256_loadu_ps(sums[r].as_ptr().add(b)) };
-                        acc[r] = _mm256_fmadd_ps(m, s, acc[r]);
+                        let (xd, xsum) = unsafe {
+                            (
+                                loadf(xs[r].d.as_ptr().add(g * GROUP)),
+                                loadf(xs[r].s.as_ptr().add(g * GROUP)),
+                            )
+                        };
+                        let s = _mm256_mul_ps(wd, xd);
+                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r]), s, acc[r]);
+                        acc[r] = _mm256_fmadd_ps(wm, xsum, acc[r]);
                     }
-                    b += 8;
                 }
                 let mut tail = [0f32; R];
-                for r in 0..R {
-                    for i in b..kb {
-                        tail[r] += mins[i] * sums[r][i];
-                    }
-                }
-                // two blocks per iteration into two accumulators (two FMA chains in
-                // flight), the same for every R, so a row's sum does not depend on its batch
-                let mut acc2 = [_mm256_setzero_ps(); R];
-                let mut b = 0;
-                while b + 2 <= kb {
-                    let (w0, w1) = (&w[b], &w[b + 1]);
-                    let (q0, q1) = (nibbles(w0), nibbles(w1));
+                for b in ng * GROUP..kb {
+                    // SAFETY: plain block `b < kb`: 16 bytes at `b · 16` of the weight row,
+                    // 32 values at `b · 32` of every activation row.
+                    let q = unsafe { nibbles(w.qs.as_ptr().add(b * QK / 2)) };
                     for r in 0..R {
-                        let (x0, x1) = (&xs[r][b], &xs[r][b + 1]);
-                        let p0 = $idot(q0, load(x0));
-                        let p1 = $idot(q1, load(x1));
-                        let s0 = _mm256_set1_ps(w0.d * x0.d);
-                        let s1 = _mm256_set1_ps(w1.d * x1.d);
-                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), s0, acc[r]);
-                        acc2[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), s1, acc2[r]);
-                    }
-                    b += 2;
-                }
-                if b < kb {
-                    let wb = &w[b];
-                    let q = nibbles(wb);
-                    for r in 0..R {
-                        let xb = &xs[r][b];
-                        let p = $idot(q, load(xb));
-                        let s = _mm256_set1_ps(wb.d * xb.d);
+                        // SAFETY: as above.
+                        let xv = unsafe { load(xs[r].qs.as_ptr().add(b * QK)) };
+                        let p = $dp(_mm256_setzero_si256(), q, xv);
+                        let s = _mm256_set1_ps(w.d[b] * xs[r].d[b]);
                         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
+                        tail[r] += w.m[b] * xs[r].s[b];
                     }
                 }
                 let mut out = [0f32; R];
                 for r in 0..R {
-                    out[r] = hsum(_mm256_add_ps(acc[r], acc2[r])) + tail[r];
+                    out[r] = hsum(acc[r]) + tail[r];
                 }
                 out
             }
         };
     }
 
-    int8_kernels!(dot_q8_avx2, dot_q4_1_avx2, "avx2,fma", idot_avx2);
+    int8_kernels!(dot_q8_avx2, dot_q4_1_avx2, "avx2,fma", dp_avx2);
     int8_kernels!(
         dot_q8_vnni,
         dot_q4_1_vnni,
         "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni",
-        idot_vnni
+        dp_vnni
     );
 
     /// # Safety
@@ -645,57 +993,76 @@ mod x86 {
     }
 
     /// # Safety
-    /// The CPU supports AVX2, FMA and F16C; `q.len() == out.len()` is a multiple of 8;
-    /// every segment holds `n · stride` values and `col + q.len() <= stride`.
+    /// The CPU supports AVX2, FMA and F16C; `q.len() == out.len() == H · hd` with `hd` a
+    /// multiple of 16; every segment holds `n · stride` values, `col + hd <= stride`, and
+    /// `scores.len() == H · n` (`n`: the positions of all segments).
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn attend_avx2(
+    pub(super) unsafe fn attend_avx2<const H: usize>(
         q: &[f32],
         segs: &[Segment<'_>],
         col: usize,
         stride: usize,
-        scores: &mut Vec<f32>,
+        scores: &mut [f32],
         out: &mut [f32],
     ) {
-        let hd = q.len();
-        let n: usize = segs.iter().map(|s| s.2).sum();
-        scores.clear();
-        scores.reserve(n);
+        let hd = q.len() / H;
+        let n = scores.len() / H;
+        // scores: each key is converted once and multiplied into every head of the group
+        let mut idx = 0;
         for (k, _, len) in segs {
             for t in 0..*len {
                 let base = t * stride + col;
-                let mut acc = _mm256_setzero_ps();
+                let mut acc = [_mm256_setzero_ps(); H];
                 let mut i = 0;
                 while i < hd {
-                    // SAFETY: `base + i + 8 <= t · stride + col + hd <= len · stride`, and
-                    // `i + 8 <= hd = q.len()`.
-                    unsafe {
-                        let kv = load_f16(k.as_ptr().add(base + i));
-                        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), kv, acc);
+                    // SAFETY: `base + i + 8 <= t · stride + col + hd <= len · stride`.
+                    let kv = unsafe { load_f16(k.as_ptr().add(base + i)) };
+                    for h in 0..H {
+                        // SAFETY: `h · hd + i + 8 <= H · hd = q.len()`.
+                        let qv = unsafe { loadf(q.as_ptr().add(h * hd + i)) };
+                        acc[h] = _mm256_fmadd_ps(qv, kv, acc[h]);
                     }
                     i += 8;
                 }
-                scores.push(hsum(acc));
-            }
-        }
-        super::softmax(scores);
-        out.fill(0.0);
-        let mut idx = 0;
-        for (_, v, len) in segs {
-            for t in 0..*len {
-                let base = t * stride + col;
-                let p = _mm256_set1_ps(scores[idx]);
-                let mut i = 0;
-                while i < hd {
-                    // SAFETY: as for the keys; `i + 8 <= hd = out.len()`.
-                    unsafe {
-                        let po = out.as_mut_ptr().add(i);
-                        let x = load_f16(v.as_ptr().add(base + i));
-                        _mm256_storeu_ps(po, _mm256_fmadd_ps(p, x, _mm256_loadu_ps(po)));
-                    }
-                    i += 8;
+                for h in 0..H {
+                    scores[h * n + idx] = hsum(acc[h]);
                 }
                 idx += 1;
             }
+        }
+        for sc in scores.chunks_mut(n) {
+            super::softmax(sc);
+        }
+        // values, sixteen columns at a time with every head's sums in registers
+        let mut c = 0;
+        while c < hd {
+            let mut acc = [[_mm256_setzero_ps(); 2]; H];
+            let mut idx = 0;
+            for (_, v, len) in segs {
+                for t in 0..*len {
+                    let base = t * stride + col + c;
+                    // SAFETY: `base + 16 <= t · stride + col + hd <= len · stride`.
+                    let (v0, v1) = unsafe {
+                        let p = v.as_ptr().add(base);
+                        (load_f16(p), load_f16(p.add(8)))
+                    };
+                    for h in 0..H {
+                        let p = _mm256_set1_ps(scores[h * n + idx]);
+                        acc[h][0] = _mm256_fmadd_ps(p, v0, acc[h][0]);
+                        acc[h][1] = _mm256_fmadd_ps(p, v1, acc[h][1]);
+                    }
+                    idx += 1;
+                }
+            }
+            for h in 0..H {
+                // SAFETY: `h · hd + c + 16 <= H · hd = out.len()`.
+                unsafe {
+                    let o = out.as_mut_ptr().add(h * hd + c);
+                    _mm256_storeu_ps(o, acc[h][0]);
+                    _mm256_storeu_ps(o.add(8), acc[h][1]);
+                }
+            }
+            c += 16;
         }
     }
 
@@ -732,6 +1099,42 @@ mod tests {
     }
 
     #[test]
+    fn packed_layouts_place_every_value_once() {
+        for kb in [1, 7, 8, 9, 18, 48] {
+            let mut seen = vec![false; kb * QK];
+            let mut nib = vec![[false; 2]; kb * QK / 2];
+            for b in 0..kb {
+                for j in 0..QK {
+                    let at = q8_offset(kb, b, j);
+                    assert!(!seen[at], "kb {kb}: block {b} value {j} collides");
+                    seen[at] = true;
+                    let (at, high) = q4_offset(kb, b, j);
+                    assert!(!nib[at][usize::from(high)], "kb {kb}: nibble collides");
+                    nib[at][usize::from(high)] = true;
+                }
+            }
+        }
+        // a packed activation row holds the block quantizer's values, and its sums
+        let x = rows(7, 18 * QK - 5);
+        let packed = Q8Rows::quantize(&x, x.len());
+        let mut blocks = vec![BlockQ8::ZERO; 18];
+        quantize_row(&x, &mut blocks);
+        for (i, &v) in x.iter().enumerate() {
+            let b = &blocks[i / QK];
+            let got = packed.value(0, i);
+            assert!((got - b.d * f32::from(b.qs[i % QK])).abs() <= b.d, "{i}");
+            assert!((got - v).abs() <= b.d * 0.5 + 1e-6, "{i}: {got} vs {v}");
+        }
+        let row = packed.row(0);
+        for b in 0..18 {
+            let sum: f32 = (0..QK)
+                .map(|j| f32::from(row.qs[q8_offset(18, b, j)]))
+                .sum();
+            assert_eq!(row.s[b], row.d[b] * sum);
+        }
+    }
+
+    #[test]
     fn q4_1_quantization_is_within_half_a_step_and_exact_on_its_own_grid() {
         let x = rows(5, 70);
         let mut q = vec![BlockQ4_1::ZERO; x.len().div_ceil(QK)];
@@ -748,73 +1151,103 @@ mod tests {
             assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "{a} vs {b}");
         }
         // a dot product equals the one of the dequantized weights
-        let xq = {
-            let mut v = vec![BlockQ8::ZERO; q.len()];
-            quantize_row(&rows(6, 70), &mut v);
-            v
-        };
-        let mut xs = vec![0f32; 70];
-        dequantize_row(&xq, &mut xs);
+        let xq = Q8Rows::quantize(&rows(6, 70), 70);
+        let xs: Vec<f32> = (0..70).map(|i| xq.value(0, i)).collect();
         let want: f32 = back.iter().zip(&xs).map(|(a, b)| a * b).sum();
-        let mut sums = vec![0f32; q.len()];
-        block_sums(&xq, &mut sums);
-        let mins: Vec<f32> = q.iter().map(|b| b.m).collect();
-        let got = dot_q4_1_scalar(&q, &mins, [&xq], [&sums])[0];
+        let w = Packed4::new(&q);
+        let got = dot_q4_1_scalar(w.row(), [xq.row(0)])[0];
         assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+    }
+
+    /// A packed Q4_1 weight row owned by a test.
+    struct Packed4(Vec<u8>, Vec<f32>, Vec<f32>);
+
+    impl Packed4 {
+        fn new(blocks: &[BlockQ4_1]) -> Packed4 {
+            let kb = blocks.len();
+            let mut p = Packed4(vec![0; kb * QK / 2], vec![0.0; kb], vec![0.0; kb]);
+            pack_q4_1(blocks, &mut p.0, &mut p.1, &mut p.2);
+            p
+        }
+
+        fn row(&self) -> Q41Row<'_> {
+            Q41Row {
+                qs: &self.0,
+                d: &self.1,
+                m: &self.2,
+            }
+        }
     }
 
     #[test]
     fn every_supported_isa_gives_the_scalar_dot_products() {
-        let (n, m) = (32 * 7, 4);
-        let quant = |x: &[f32]| {
-            let mut q = vec![BlockQ8::ZERO; x.len() / QK];
-            quantize_row(x, &mut q);
-            q
+        // 19 blocks: two interleaved groups and three plain blocks
+        let (n, m) = (32 * 19, 4);
+        let kb = n / QK;
+        let mut wb = vec![BlockQ8::ZERO; kb];
+        quantize_row(&rows(2, n), &mut wb);
+        let (mut wqs, mut wd) = (vec![0i8; n], vec![0f32; kb]);
+        pack_q8(&wb, &mut wqs, &mut wd);
+        let w = Q8Row {
+            qs: &wqs,
+            d: &wd,
+            s: &[],
         };
-        let quant4 = |x: &[f32]| {
-            let mut q = vec![BlockQ4_1::ZERO; x.len() / QK];
-            quantize_row_q4_1(x, &mut q);
-            q
-        };
-        let w = quant(&rows(2, n));
-        let xs: Vec<Vec<BlockQ8>> = (0..m).map(|i| quant(&rows(10 + i as u64, n))).collect();
-        let want = dot_q8_scalar(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
+        let xs: Vec<f32> = (0..m).flat_map(|i| rows(10 + i as u64, n)).collect();
+        let xq = Q8Rows::quantize(&xs, n);
+        let x4 = [xq.row(0), xq.row(1), xq.row(2), xq.row(3)];
+        let want = dot_q8_scalar(w, x4);
+        // the packed dot product is the one of the dequantized values
+        for r in 0..m {
+            let direct: f32 = (0..n)
+                .map(|i| {
+                    let b = &wb[i / QK];
+                    b.d * f32::from(b.qs[i % QK]) * xq.value(r, i)
+                })
+                .sum();
+            assert!((want[r] - direct).abs() <= 1e-3 * direct.abs().max(1.0));
+        }
+        let mut w4b = vec![BlockQ4_1::ZERO; kb];
+        quantize_row_q4_1(&rows(3, n), &mut w4b);
+        let w4 = Packed4::new(&w4b);
+        let want4 = dot_q4_1_scalar(w4.row(), x4);
         let (a, b) = (rows(3, 67), rows(4, 67));
         let want_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         for k in Isa::ALL.into_iter().filter_map(Kernels::new) {
             let isa = k.isa();
-            let got = k.dot_q8(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
-            for r in 0..m {
-                assert!(
-                    (got[r] - want[r]).abs() <= 1e-4 * want[r].abs().max(1.0),
-                    "{isa:?}"
-                );
-                let one = k.dot_q8(&w, [&xs[r]]);
-                assert_eq!(one[0], got[r], "{isa:?}: batching changes nothing");
+            // the quantizer gives the portable one's values, ties and a short block included
+            let mut x = xs[..n - 7].to_vec();
+            // block 0 with scale 1: exact halves round to even
+            x[..4].copy_from_slice(&[127.0, 2.5, -3.5, 0.5]);
+            let mut x0 = x.clone();
+            x0[40..72].fill(0.0);
+            for x in [x, x0] {
+                let mut got = Q8Rows::default();
+                got.reset(1, x.len());
+                let (qs, d, s) = got.parts_mut();
+                k.quantize(&x, qs, d, s);
+                let want = Q8Rows::quantize(&x, x.len());
+                assert_eq!((got.qs, got.d, got.s), (want.qs, want.d, want.s), "{isa:?}");
             }
-            // Q4_1 weights against the same activations
-            let w4 = quant4(&rows(2, n));
-            let sums: Vec<Vec<f32>> = xs
-                .iter()
-                .map(|x| {
-                    let mut s = vec![0f32; x.len()];
-                    block_sums(x, &mut s);
-                    s
-                })
-                .collect();
-            let mins: Vec<f32> = w4.iter().map(|b| b.m).collect();
-            let want4 = dot_q4_1_scalar(&w4, &mins, [&xs[0], &xs[1]], [&sums[0], &sums[1]]);
-            let got4 = k.dot_q4_1(&w4, &mins, [&xs[0], &xs[1]], [&sums[0], &sums[1]]);
-            for r in 0..2 {
-                let (g, w) = (got4[r], want4[r]);
-                assert!(
-                    (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-                    "{isa:?}: {g} vs {w}"
-                );
-                let one = k.dot_q4_1(&w4, &mins, [&xs[r]], [&sums[r]]);
+            let ties = Q8Rows::quantize(&[127.0, 2.5, -3.5, 0.5], 4);
+            let tq: Vec<i8> = (0..4).map(|i| ties.row(0).qs[q8_offset(1, 0, i)]).collect();
+            assert_eq!(tq, [127, 2, -4, 0]);
+            let got = k.dot_q8(w, x4);
+            let got4 = k.dot_q4_1(w4.row(), x4);
+            for r in 0..m {
+                for (g, w) in [(got[r], want[r]), (got4[r], want4[r])] {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        "{isa:?}: {g} vs {w}"
+                    );
+                }
+                let one = k.dot_q8(w, [xq.row(r)]);
+                assert_eq!(one[0], got[r], "{isa:?}: batching changes nothing");
+                let one = k.dot_q4_1(w4.row(), [xq.row(r)]);
                 assert_eq!(one[0], got4[r], "{isa:?}: batching changes nothing");
             }
-            // attention over two segments against the scalar version
+            // attention of a group of heads over two segments against the scalar version,
+            // and against each head alone
             let (hd, stride, col) = (16, 48, 16);
             let bits = |x: Vec<f32>| -> Vec<u16> {
                 x.iter()
@@ -823,17 +1256,24 @@ mod tests {
             };
             let keys = bits(rows(20, 7 * stride));
             let vals = bits(rows(21, 7 * stride));
-            let q = rows(22, hd);
             let segs = [
                 (&keys[..4 * stride], &vals[..4 * stride], 4),
                 (&keys[4 * stride..], &vals[4 * stride..], 2),
             ];
-            let (mut s1, mut s2) = (Vec::new(), Vec::new());
-            let (mut o1, mut o2) = (vec![0f32; hd], vec![0f32; hd]);
-            attend_scalar(&q, &segs, col, stride, &mut s1, &mut o1);
-            k.attend(&q, &segs, col, stride, &mut s2, &mut o2);
-            for (a, b) in o1.iter().zip(&o2) {
-                assert!((a - b).abs() < 1e-5, "{isa:?}: attention {a} vs {b}");
+            for heads in [1, 3, 5] {
+                let q = rows(22, heads * hd);
+                let (mut s1, mut s2) = (vec![0f32; 6 * heads], Vec::new());
+                let (mut o1, mut o2) = (vec![0f32; heads * hd], vec![0f32; heads * hd]);
+                attend_scalar(&q, hd, &segs, col, stride, &mut s1, &mut o1);
+                k.attend(&q, hd, &segs, col, stride, &mut s2, &mut o2);
+                for (a, b) in o1.iter().zip(&o2) {
+                    assert!((a - b).abs() < 1e-5, "{isa:?}: attention {a} vs {b}");
+                }
+                for h in 0..heads {
+                    let mut one = vec![0f32; hd];
+                    k.attend(&q[h * hd..(h + 1) * hd], hd, &segs, col, stride, &mut s2, &mut one);
+                    assert_eq!(one, o2[h * hd..(h + 1) * hd], "{isa:?}: a head alone");
+                }
             }
             let d = k.dot_f32(&a, &b);
             assert!((d - want_dot).abs() < 1e-4, "{isa:?}: {d} vs {want_dot}");
