@@ -604,9 +604,7 @@ impl CpuModel {
                 .zip(gu.par_chunks(2 * f))
                 .for_each(|(a, g)| {
                     let (gate, up) = g.split_at(f);
-                    for ((a, &g), &u) in a.iter_mut().zip(gate).zip(up) {
-                        *a = g / (1.0 + (-g).exp()) * u;
-                    }
+                    self.kernels.silu_mul(gate, up, a);
                 });
             self.quantize_rows(&act, f, &mut xq);
             self.matmul(&xq, &layer.down, &mut tmp);

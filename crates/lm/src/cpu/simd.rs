@@ -401,6 +401,20 @@ impl Kernels {
         self.0
     }
 
+    /// `out[i] = silu(gate[i]) · up[i]`, the gated activation of the MLP.
+    pub fn silu_mul(self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        assert!(
+            gate.len() == out.len() && up.len() == out.len(),
+            "silu_mul: lengths"
+        );
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a `Kernels` value was checked against this CPU; the lengths match.
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe { x86::silu_mul_avx2(gate, up, out) },
+            _ => silu_mul_scalar(gate, up, out),
+        }
+    }
+
     /// [`quantize_packed`]: the same values, vectorised where the instruction set allows.
     pub fn quantize(self, x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
         let kb = d.len();
@@ -582,6 +596,13 @@ fn dot_q4_1_scalar<const R: usize>(w: Q41Row<'_>, xs: [Q8Row<'_>; R]) -> [f32; R
     out
 }
 
+/// `out[i] = silu(gate[i]) · up[i]` (SiLU: `g / (1 + e^-g)`).
+fn silu_mul_scalar(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g / (1.0 + (-g).exp()) * u;
+    }
+}
+
 /// Softmax of `scores` in place.
 fn softmax(scores: &mut [f32]) {
     let mx = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -734,6 +755,99 @@ mod x86 {
         let raw = unsafe { _mm_loadu_si128(p.cast::<__m128i>()) };
         let both = _mm256_set_m128i(_mm_srli_epi16::<4>(raw), raw);
         _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+    }
+
+    /// `e^x` per lane (Cephes' single-precision polynomial: within 2 ulp over the range
+    /// softmax and SiLU use; inputs are clamped to ±88.38, where f32 over- or underflows).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn exp_avx2(x: __m256) -> __m256 {
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-88.376_26)),
+            _mm256_set1_ps(88.376_26),
+        );
+        // x = n ln 2 + r, |r| <= ln 2 / 2, ln 2 in two parts for an exact n ln 2
+        let n = _mm256_floor_ps(_mm256_fmadd_ps(
+            x,
+            _mm256_set1_ps(std::f32::consts::LOG2_E),
+            _mm256_set1_ps(0.5),
+        ));
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+        let mut y = _mm256_set1_ps(1.987_569_1e-4);
+        for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+            y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
+        }
+        let y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+        // 2^n through the exponent bits (n + 127 >= 0 after the clamp)
+        let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(n),
+            _mm256_set1_epi32(127),
+        ));
+        _mm256_mul_ps(y, _mm256_castsi256_ps(e))
+    }
+
+    /// Softmax of `scores` in place, eight lanes at a time.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn softmax_avx2(scores: &mut [f32]) {
+        let n = scores.len();
+        let body = n / 8 * 8;
+        let mut mv = _mm256_set1_ps(f32::NEG_INFINITY);
+        for c in scores[..body].chunks_exact(8) {
+            // SAFETY: eight values.
+            mv = _mm256_max_ps(mv, unsafe { loadf(c.as_ptr()) });
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: eight writable values; the store is unaligned.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), mv) };
+        let mx = lanes
+            .iter()
+            .chain(&scores[body..])
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        let (m8, mut sv) = (_mm256_set1_ps(mx), _mm256_setzero_ps());
+        for c in scores[..body].chunks_exact_mut(8) {
+            // SAFETY: eight values, read and written back.
+            unsafe {
+                let e = exp_avx2(_mm256_sub_ps(loadf(c.as_ptr()), m8));
+                _mm256_storeu_ps(c.as_mut_ptr(), e);
+                sv = _mm256_add_ps(sv, e);
+            }
+        }
+        let mut sum = hsum(sv);
+        for v in &mut scores[body..] {
+            *v = (*v - mx).exp();
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        for v in scores.iter_mut() {
+            *v *= inv;
+        }
+    }
+
+    /// `out[i] = silu(gate[i]) · up[i]`, eight lanes at a time.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; the three slices have one length.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn silu_mul_avx2(gate: &[f32], up: &[f32], out: &mut [f32]) {
+        let body = out.len() / 8 * 8;
+        let one = _mm256_set1_ps(1.0);
+        let mut i = 0;
+        while i < body {
+            // SAFETY: `i + 8 <= body <=` the length of each slice.
+            unsafe {
+                let g = loadf(gate.as_ptr().add(i));
+                let e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), g));
+                let v = _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), loadf(up.as_ptr().add(i)));
+                _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
+            }
+            i += 8;
+        }
+        super::silu_mul_scalar(&gate[body..], &up[body..], &mut out[body..]);
     }
 
     /// One Q8_0 block of 32 values: the values into `q`; returns the scale and `Σ q` (the
@@ -1031,7 +1145,8 @@ mod x86 {
             }
         }
         for sc in scores.chunks_mut(n) {
-            super::softmax(sc);
+            // SAFETY: this function's features include softmax_avx2's.
+            unsafe { softmax_avx2(sc) };
         }
         // values, sixteen columns at a time with every head's sums in registers
         let mut c = 0;
@@ -1274,6 +1389,16 @@ mod tests {
                     k.attend(&q[h * hd..(h + 1) * hd], hd, &segs, col, stride, &mut s2, &mut one);
                     assert_eq!(one, o2[h * hd..(h + 1) * hd], "{isa:?}: a head alone");
                 }
+            }
+            // SiLU (and the exponential under it) against f64, over the whole range
+            let g: Vec<f32> = (0..2001).map(|i| (i as f32 - 1000.0) * 0.09).collect();
+            let up: Vec<f32> = (0..2001).map(|i| 1.0 + (i % 7) as f32).collect();
+            let mut got = vec![0f32; g.len()];
+            k.silu_mul(&g, &up, &mut got);
+            for ((&g, &u), &v) in g.iter().zip(&up).zip(&got) {
+                let want = f64::from(g) / (1.0 + (-f64::from(g)).exp()) * f64::from(u);
+                let err = (f64::from(v) - want).abs();
+                assert!(err <= 1e-6 * want.abs() + 1e-30, "{isa:?}: silu({g}) {v} vs {want}");
             }
             let d = k.dot_f32(&a, &b);
             assert!((d - want_dot).abs() < 1e-4, "{isa:?}: {d} vs {want_dot}");
