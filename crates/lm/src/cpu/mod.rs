@@ -134,27 +134,27 @@ impl QMatrix {
         }
     }
 
-    /// Row `r` of a Q8_0 matrix.
-    fn q8_row(&self, r: usize) -> Option<Q8Row<'_>> {
+    /// Rows `r` (one after the other) of a Q8_0 matrix.
+    fn q8_rows(&self, r: std::ops::Range<usize>) -> Option<Q8Row<'_>> {
         let kb = self.kb;
         match &self.data {
             QData::Q8 { qs, d } => Some(Q8Row {
-                qs: &qs[r * kb * QK..(r + 1) * kb * QK],
-                d: &d[r * kb..(r + 1) * kb],
+                qs: &qs[r.start * kb * QK..r.end * kb * QK],
+                d: &d[r.start * kb..r.end * kb],
                 s: &[],
             }),
             QData::Q41 { .. } => None,
         }
     }
 
-    /// Row `r` of a Q4_1 matrix.
-    fn q41_row(&self, r: usize) -> Option<Q41Row<'_>> {
+    /// Rows `r` (one after the other) of a Q4_1 matrix.
+    fn q41_rows(&self, r: std::ops::Range<usize>) -> Option<Q41Row<'_>> {
         let kb = self.kb;
         match &self.data {
             QData::Q41 { qs, d, m } => Some(Q41Row {
-                qs: &qs[r * kb * QK / 2..(r + 1) * kb * QK / 2],
-                d: &d[r * kb..(r + 1) * kb],
-                m: &m[r * kb..(r + 1) * kb],
+                qs: &qs[r.start * kb * QK / 2..r.end * kb * QK / 2],
+                d: &d[r.start * kb..r.end * kb],
+                m: &m[r.start * kb..r.end * kb],
             }),
             QData::Q8 { .. } => None,
         }
@@ -163,12 +163,12 @@ impl QMatrix {
     /// Writes row `r`'s values into `out` (`cols` values).
     fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let kb = self.kb;
-        if let Some(row) = self.q8_row(r) {
+        if let Some(row) = self.q8_rows(r..r + 1) {
             for (i, o) in out.iter_mut().enumerate() {
                 let (b, j) = (i / QK, i % QK);
                 *o = row.d[b] * f32::from(row.qs[simd::q8_offset(kb, b, j)]);
             }
-        } else if let Some(row) = self.q41_row(r) {
+        } else if let Some(row) = self.q41_rows(r..r + 1) {
             for (i, o) in out.iter_mut().enumerate() {
                 let (b, j) = (i / QK, i % QK);
                 let (at, high) = simd::q4_offset(kb, b, j);
@@ -679,40 +679,43 @@ impl CpuModel {
         assert_eq!(x.kb(), w.kb, "matmul: widths");
         let k = self.kernels;
         let x4 = |r: usize| [x.row(r), x.row(r + 1), x.row(r + 2), x.row(r + 3)];
+        let kb = w.kb;
         match w.format() {
-            QFormat::Q8_0 => self.matmul_rows(x.len(), w, out, |j, r0, n, dst| {
-                let wr = w.q8_row(j).expect("a Q8_0 matrix");
+            QFormat::Q8_0 => self.matmul_rows(x.len(), w, out, |js, r0, n, dst| {
+                let wr = w.q8_rows(js).expect("a Q8_0 matrix");
                 if n == 4 {
-                    dst.copy_from_slice(&k.dot_q8(wr, x4(r0)));
+                    k.dot_q8(kb, wr, x4(r0), dst);
                 } else {
-                    dst[0] = k.dot_q8(wr, [x.row(r0)])[0];
+                    k.dot_q8(kb, wr, [x.row(r0)], dst);
                 }
             }),
-            QFormat::Q4_1 => self.matmul_rows(x.len(), w, out, |j, r0, n, dst| {
-                let wr = w.q41_row(j).expect("a Q4_1 matrix");
+            QFormat::Q4_1 => self.matmul_rows(x.len(), w, out, |js, r0, n, dst| {
+                let wr = w.q41_rows(js).expect("a Q4_1 matrix");
                 if n == 4 {
-                    dst.copy_from_slice(&k.dot_q4_1(wr, x4(r0)));
+                    k.dot_q4_1(kb, wr, x4(r0), dst);
                 } else {
-                    dst[0] = k.dot_q4_1(wr, [x.row(r0)])[0];
+                    k.dot_q4_1(kb, wr, [x.row(r0)], dst);
                 }
             }),
         }
     }
 
-    /// The loop of [`CpuModel::matmul`]: `dot(j, r0, n, dst)` writes `x[r0 + i] · w[j]` for
-    /// `i < n` (`n` is 4 or 1) into `dst`. Many rows (a prompt) are split into blocks of
-    /// rows, each task writing its own rows of `out` in place; few rows (decoding steps)
-    /// are split by `w`'s rows, which are then copied into place. A value's arithmetic is
-    /// the same either way.
+    /// The loop of [`CpuModel::matmul`]: `dot(js, r0, n, dst)` writes `x[r0 + i] · w[j]`
+    /// for `j` in `js` and `i < n` (`n` is 4 or 1) into `dst[(j - js.start) · n + i]`. Many
+    /// rows (a prompt) are split into blocks of rows, each task writing its own rows of
+    /// `out` in place; few rows (decoding steps) are split by `w`'s rows, which are then
+    /// copied into place. A value's arithmetic is the same either way.
     fn matmul_rows(
         &self,
         m: usize,
         w: &QMatrix,
         out: &mut [f32],
-        dot: impl Fn(usize, usize, usize, &mut [f32]) + Sync,
+        dot: impl Fn(std::ops::Range<usize>, usize, usize, &mut [f32]) + Sync,
     ) {
         use rayon::prelude::*;
         let n = w.rows;
+        // weight rows per kernel call: in the L1 cache for every four rows of x
+        const JB: usize = 32;
         // rows `rows` of x against rows `cols` of w into `dst` (`dst` row `r - rows.start`,
         // column `j - base`, `width` values per row)
         let tile = |rows: std::ops::Range<usize>,
@@ -720,18 +723,17 @@ impl CpuModel {
                     dst: &mut [f32],
                     base: usize,
                     width: usize| {
-            // weight rows in the L1 cache for every four rows of x
-            const JB: usize = 32;
-            let mut d = [0f32; 4];
+            let mut d = [0f32; 4 * JB];
             for jb in cols.clone().step_by(JB) {
                 let je = (jb + JB).min(cols.end);
                 let mut r = rows.start;
                 while r < rows.end {
                     let step = if r + 4 <= rows.end { 4 } else { 1 };
-                    for j in jb..je {
-                        dot(j, r, step, &mut d[..step]);
-                        for (i, v) in d[..step].iter().enumerate() {
-                            dst[(r - rows.start + i) * width + (j - base)] = *v;
+                    let d = &mut d[..(je - jb) * step];
+                    dot(jb..je, r, step, d);
+                    for (jj, v) in d.chunks_exact(step).enumerate() {
+                        for (i, v) in v.iter().enumerate() {
+                            dst[(r - rows.start + i) * width + (jb + jj - base)] = *v;
                         }
                     }
                     r += step;

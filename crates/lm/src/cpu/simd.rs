@@ -443,12 +443,22 @@ impl Kernels {
         }
     }
 
-    /// `out[r] = w · xs[r]` for `R` packed activation rows against one packed Q8_0 weight
-    /// row: `Σ_b d_w d_x Σ q_w q_x` (every row has `w.d.len()` blocks).
+    /// `out[j · R + r] = w_j · xs[r]` for `R` packed activation rows against a run of
+    /// packed Q8_0 weight rows `w_j` of `kb` blocks each (`out.len() / R` of them, one after
+    /// the other in `w`): `Σ_b d_w d_x Σ q_w q_x`.
     #[inline]
-    pub fn dot_q8<const R: usize>(self, w: Q8Row<'_>, xs: [Q8Row<'_>; R]) -> [f32; R] {
-        let kb = w.d.len();
-        assert_eq!(w.qs.len(), kb * QK, "dot_q8: weight row");
+    pub fn dot_q8<const R: usize>(
+        self,
+        kb: usize,
+        w: Q8Row<'_>,
+        xs: [Q8Row<'_>; R],
+        out: &mut [f32],
+    ) {
+        let rows = out.len() / R;
+        assert!(
+            out.len() == rows * R && w.qs.len() == rows * kb * QK && w.d.len() == rows * kb,
+            "dot_q8: weight rows"
+        );
         for x in &xs {
             assert!(
                 x.qs.len() == kb * QK && x.d.len() == kb,
@@ -458,23 +468,33 @@ impl Kernels {
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` value was checked against this CPU; the lengths match.
-            Isa::Avx512Vnni => unsafe { x86::dot_q8_vnni(w, xs) },
+            Isa::Avx512Vnni => unsafe { x86::dot_q8_vnni(kb, w, xs, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { x86::dot_q8_avx2(w, xs) },
-            _ => dot_q8_scalar(w, xs),
+            Isa::Avx2 => unsafe { x86::dot_q8_avx2(kb, w, xs, out) },
+            _ => dot_q8_scalar(kb, w, xs, out),
         }
     }
 
-    /// `out[r] = w · xs[r]` for `R` packed activation rows against one packed Q4_1 weight
-    /// row: the scale part `Σ_b d_w d_x Σ q_w q_x` plus the min part `Σ_b m_w · s_x` (`s_x`:
-    /// the activation's block sums `d_x Σ q_x`).
+    /// `out[j · R + r] = w_j · xs[r]` for `R` packed activation rows against a run of
+    /// packed Q4_1 weight rows (as [`Kernels::dot_q8`]): the scale part `Σ_b d_w d_x Σ q_w
+    /// q_x` plus the min part `Σ_b m_w · s_x` (`s_x`: the activation's block sums `d_x Σ
+    /// q_x`).
     #[inline]
-    pub fn dot_q4_1<const R: usize>(self, w: Q41Row<'_>, xs: [Q8Row<'_>; R]) -> [f32; R] {
-        let kb = w.d.len();
+    pub fn dot_q4_1<const R: usize>(
+        self,
+        kb: usize,
+        w: Q41Row<'_>,
+        xs: [Q8Row<'_>; R],
+        out: &mut [f32],
+    ) {
+        let rows = out.len() / R;
         assert!(
-            w.qs.len() == kb * QK / 2 && w.m.len() == kb,
-            "dot_q4_1: weight row"
+            out.len() == rows * R
+                && w.qs.len() == rows * kb * QK / 2
+                && w.d.len() == rows * kb
+                && w.m.len() == rows * kb,
+            "dot_q4_1: weight rows"
         );
         for x in &xs {
             assert!(
@@ -485,11 +505,11 @@ impl Kernels {
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` value was checked against this CPU; the lengths match.
-            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, xs) },
+            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(kb, w, xs, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, xs) },
-            _ => dot_q4_1_scalar(w, xs),
+            Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(kb, w, xs, out) },
+            _ => dot_q4_1_scalar(kb, w, xs, out),
         }
     }
 
@@ -557,43 +577,48 @@ impl Kernels {
     }
 }
 
-fn dot_q8_scalar<const R: usize>(w: Q8Row<'_>, xs: [Q8Row<'_>; R]) -> [f32; R] {
-    let kb = w.d.len();
-    let mut out = [0f32; R];
-    for (r, x) in xs.iter().enumerate() {
-        let mut acc = 0f32;
-        for b in 0..kb {
-            let s: i32 = (0..QK)
-                .map(|j| {
-                    let at = q8_offset(kb, b, j);
-                    i32::from(w.qs[at]) * i32::from(x.qs[at])
-                })
-                .sum();
-            acc += s as f32 * (w.d[b] * x.d[b]);
+fn dot_q8_scalar<const R: usize>(kb: usize, w: Q8Row<'_>, xs: [Q8Row<'_>; R], out: &mut [f32]) {
+    for (j, o) in out.chunks_exact_mut(R).enumerate() {
+        for (r, x) in xs.iter().enumerate() {
+            let mut acc = 0f32;
+            for b in 0..kb {
+                let s: i32 = (0..QK)
+                    .map(|i| {
+                        let at = q8_offset(kb, b, i);
+                        i32::from(w.qs[j * kb * QK + at]) * i32::from(x.qs[at])
+                    })
+                    .sum();
+                acc += s as f32 * (w.d[j * kb + b] * x.d[b]);
+            }
+            o[r] = acc;
         }
-        out[r] = acc;
     }
-    out
 }
 
-fn dot_q4_1_scalar<const R: usize>(w: Q41Row<'_>, xs: [Q8Row<'_>; R]) -> [f32; R] {
-    let kb = w.d.len();
-    let mut out = [0f32; R];
-    for (r, x) in xs.iter().enumerate() {
-        let mut acc: f32 = w.m.iter().zip(x.s).map(|(m, s)| m * s).sum();
-        for b in 0..kb {
-            let s: i32 = (0..QK)
-                .map(|j| {
-                    let (at, high) = q4_offset(kb, b, j);
-                    let q = if high { w.qs[at] >> 4 } else { w.qs[at] & 0x0F };
-                    i32::from(q) * i32::from(x.qs[q8_offset(kb, b, j)])
-                })
-                .sum();
-            acc += s as f32 * (w.d[b] * x.d[b]);
+fn dot_q4_1_scalar<const R: usize>(
+    kb: usize,
+    w: Q41Row<'_>,
+    xs: [Q8Row<'_>; R],
+    out: &mut [f32],
+) {
+    for (j, o) in out.chunks_exact_mut(R).enumerate() {
+        let (wd, wm) = (&w.d[j * kb..(j + 1) * kb], &w.m[j * kb..(j + 1) * kb]);
+        let wq = &w.qs[j * kb * QK / 2..(j + 1) * kb * QK / 2];
+        for (r, x) in xs.iter().enumerate() {
+            let mut acc: f32 = wm.iter().zip(x.s).map(|(m, s)| m * s).sum();
+            for b in 0..kb {
+                let s: i32 = (0..QK)
+                    .map(|i| {
+                        let (at, high) = q4_offset(kb, b, i);
+                        let q = if high { wq[at] >> 4 } else { wq[at] & 0x0F };
+                        i32::from(q) * i32::from(x.qs[q8_offset(kb, b, i)])
+                    })
+                    .sum();
+                acc += s as f32 * (wd[b] * x.d[b]);
+            }
+            o[r] = acc;
         }
-        out[r] = acc;
     }
-    out
 }
 
 /// `out[i] = silu(gate[i]) · up[i]` (SiLU: `g / (1 + e^-g)`).
@@ -899,62 +924,65 @@ mod x86 {
             /// [`super::Kernels::dot_q8`] checks.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $q8<const R: usize>(
+                kb: usize,
                 w: Q8Row<'_>,
                 xs: [Q8Row<'_>; R],
-            ) -> [f32; R] {
-                let kb = w.d.len();
+                out: &mut [f32],
+            ) {
                 let ng = kb / GROUP;
-                let mut acc = [_mm256_setzero_ps(); R];
-                for g in 0..ng {
-                    let (mut ia, mut ib) = ([_mm256_setzero_si256(); R], [_mm256_setzero_si256(); R]);
-                    for i in 0..GROUP {
-                        let at = g * GROUP * QK + i * 32;
-                        // SAFETY: `at + 32 <= ng · 256 <= kb · 32`, the length of every
-                        // row's values.
-                        let wv = unsafe { load(w.qs.as_ptr().add(at)) };
-                        // |w| · (x · sign w) = w · x, in the unsigned × signed form the
-                        // byte dot products take
+                for (j, o) in out.chunks_exact_mut(R).enumerate() {
+                    let wq = &w.qs[j * kb * QK..(j + 1) * kb * QK];
+                    let wds = &w.d[j * kb..(j + 1) * kb];
+                    let mut acc = [_mm256_setzero_ps(); R];
+                    for g in 0..ng {
+                        let (mut ia, mut ib) =
+                            ([_mm256_setzero_si256(); R], [_mm256_setzero_si256(); R]);
+                        for i in 0..GROUP {
+                            let at = g * GROUP * QK + i * 32;
+                            // SAFETY: `at + 32 <= ng · 256 <= kb · 32`, the length of every
+                            // row's values.
+                            let wv = unsafe { load(wq.as_ptr().add(at)) };
+                            // |w| · (x · sign w) = w · x, in the unsigned × signed form the
+                            // byte dot products take
+                            let aw = _mm256_sign_epi8(wv, wv);
+                            for r in 0..R {
+                                // SAFETY: as above.
+                                let xv = unsafe { load(xs[r].qs.as_ptr().add(at)) };
+                                // two chains per row, as in the Q4_1 kernel
+                                let p = _mm256_sign_epi8(xv, wv);
+                                if i % 2 == 0 {
+                                    ia[r] = $dp(ia[r], aw, p);
+                                } else {
+                                    ib[r] = $dp(ib[r], aw, p);
+                                }
+                            }
+                        }
+                        // SAFETY: `g · 8 + 8 <= kb` scales in every row.
+                        let wd = unsafe { loadf(wds.as_ptr().add(g * GROUP)) };
+                        for r in 0..R {
+                            let ia = _mm256_add_epi32(ia[r], ib[r]);
+                            // SAFETY: as above.
+                            let xd = unsafe { loadf(xs[r].d.as_ptr().add(g * GROUP)) };
+                            let s = _mm256_mul_ps(wd, xd);
+                            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), s, acc[r]);
+                        }
+                    }
+                    for b in ng * GROUP..kb {
+                        // SAFETY: block `b < kb` is 32 plain values at `b · 32` in every row.
+                        let wv = unsafe { load(wq.as_ptr().add(b * QK)) };
                         let aw = _mm256_sign_epi8(wv, wv);
                         for r in 0..R {
                             // SAFETY: as above.
-                            let xv = unsafe { load(xs[r].qs.as_ptr().add(at)) };
-                            // two chains per row, as in the Q4_1 kernel
-                            let p = _mm256_sign_epi8(xv, wv);
-                            if i % 2 == 0 {
-                                ia[r] = $dp(ia[r], aw, p);
-                            } else {
-                                ib[r] = $dp(ib[r], aw, p);
-                            }
+                            let xv = unsafe { load(xs[r].qs.as_ptr().add(b * QK)) };
+                            let p = $dp(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xv, wv));
+                            let s = _mm256_set1_ps(wds[b] * xs[r].d[b]);
+                            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
                         }
                     }
                     for r in 0..R {
-                        ia[r] = _mm256_add_epi32(ia[r], ib[r]);
-                    }
-                    // SAFETY: `g · 8 + 8 <= kb` scales in every row.
-                    let wd = unsafe { loadf(w.d.as_ptr().add(g * GROUP)) };
-                    for r in 0..R {
-                        // SAFETY: as above.
-                        let s = _mm256_mul_ps(wd, unsafe { loadf(xs[r].d.as_ptr().add(g * GROUP)) });
-                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r]), s, acc[r]);
+                        o[r] = hsum(acc[r]);
                     }
                 }
-                for b in ng * GROUP..kb {
-                    // SAFETY: block `b < kb` is 32 plain values at `b · 32` in every row.
-                    let wv = unsafe { load(w.qs.as_ptr().add(b * QK)) };
-                    let aw = _mm256_sign_epi8(wv, wv);
-                    for r in 0..R {
-                        // SAFETY: as above.
-                        let xv = unsafe { load(xs[r].qs.as_ptr().add(b * QK)) };
-                        let p = $dp(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xv, wv));
-                        let s = _mm256_set1_ps(w.d[b] * xs[r].d[b]);
-                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
-                    }
-                }
-                let mut out = [0f32; R];
-                for r in 0..R {
-                    out[r] = hsum(acc[r]);
-                }
-                out
             }
 
             /// # Safety
@@ -962,72 +990,76 @@ mod x86 {
             /// [`super::Kernels::dot_q4_1`] checks.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $q41<const R: usize>(
+                kb: usize,
                 w: Q41Row<'_>,
                 xs: [Q8Row<'_>; R],
-            ) -> [f32; R] {
-                let kb = w.d.len();
+                out: &mut [f32],
+            ) {
                 let ng = kb / GROUP;
                 let mask = _mm256_set1_epi8(0x0F);
-                let mut acc = [_mm256_setzero_ps(); R];
-                for g in 0..ng {
-                    let (mut ia, mut ib) = ([_mm256_setzero_si256(); R], [_mm256_setzero_si256(); R]);
-                    for p in 0..GROUP / 2 {
-                        // SAFETY: `g · 128 + p · 32 + 32 <= kb · 16` bytes of the weight row.
-                        let raw = unsafe { load(w.qs.as_ptr().add(g * GROUP * QK / 2 + p * 32)) };
-                        let lo = _mm256_and_si256(raw, mask);
-                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), mask);
-                        let at = g * GROUP * QK + p * 64;
+                for (j, o) in out.chunks_exact_mut(R).enumerate() {
+                    let wq = &w.qs[j * kb * QK / 2..(j + 1) * kb * QK / 2];
+                    let (wds, wms) = (&w.d[j * kb..(j + 1) * kb], &w.m[j * kb..(j + 1) * kb]);
+                    let mut acc = [_mm256_setzero_ps(); R];
+                    for g in 0..ng {
+                        let (mut ia, mut ib) =
+                            ([_mm256_setzero_si256(); R], [_mm256_setzero_si256(); R]);
+                        for p in 0..GROUP / 2 {
+                            // SAFETY: `g · 128 + p · 32 + 32 <= kb · 16` bytes of the row.
+                            let raw = unsafe { load(wq.as_ptr().add(g * GROUP * QK / 2 + p * 32)) };
+                            let lo = _mm256_and_si256(raw, mask);
+                            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), mask);
+                            let at = g * GROUP * QK + p * 64;
+                            for r in 0..R {
+                                // SAFETY: `at + 64 <= ng · 256 <= kb · 32` values in every
+                                // row.
+                                let (x0, x1) = unsafe {
+                                    let x = xs[r].qs.as_ptr().add(at);
+                                    (load(x), load(x.add(32)))
+                                };
+                                // two chains per row: the byte dot product's latency, not
+                                // its throughput, bounds one chain (integer sums: exact in
+                                // any order)
+                                ia[r] = $dp(ia[r], lo, x0);
+                                ib[r] = $dp(ib[r], hi, x1);
+                            }
+                        }
+                        // SAFETY: `g · 8 + 8 <= kb` scales, mins and sums in every row.
+                        let (wd, wm) = unsafe {
+                            (loadf(wds.as_ptr().add(g * GROUP)), loadf(wms.as_ptr().add(g * GROUP)))
+                        };
                         for r in 0..R {
-                            // SAFETY: `at + 64 <= ng · 256 <= kb · 32` values in every row.
-                            let (x0, x1) = unsafe {
-                                let x = xs[r].qs.as_ptr().add(at);
-                                (load(x), load(x.add(32)))
+                            let ia = _mm256_add_epi32(ia[r], ib[r]);
+                            // SAFETY: as above.
+                            let (xd, xsum) = unsafe {
+                                (
+                                    loadf(xs[r].d.as_ptr().add(g * GROUP)),
+                                    loadf(xs[r].s.as_ptr().add(g * GROUP)),
+                                )
                             };
-                            // two chains per row: the byte dot product's latency, not its
-                            // throughput, bounds one chain (integer sums: exact in any order)
-                            ia[r] = $dp(ia[r], lo, x0);
-                            ib[r] = $dp(ib[r], hi, x1);
+                            let s = _mm256_mul_ps(wd, xd);
+                            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), s, acc[r]);
+                            acc[r] = _mm256_fmadd_ps(wm, xsum, acc[r]);
+                        }
+                    }
+                    let mut tail = [0f32; R];
+                    for b in ng * GROUP..kb {
+                        // SAFETY: plain block `b < kb`: 16 bytes at `b · 16` of the weight
+                        // row, 32 values at `b · 32` of every activation row.
+                        let q = unsafe { nibbles(wq.as_ptr().add(b * QK / 2)) };
+                        for r in 0..R {
+                            // SAFETY: as above.
+                            let xv = unsafe { load(xs[r].qs.as_ptr().add(b * QK)) };
+                            let p = $dp(_mm256_setzero_si256(), q, xv);
+                            let s = _mm256_set1_ps(wds[b] * xs[r].d[b]);
+                            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
+                            tail[r] += wms[b] * xs[r].s[b];
                         }
                     }
                     for r in 0..R {
-                        ia[r] = _mm256_add_epi32(ia[r], ib[r]);
-                    }
-                    // SAFETY: `g · 8 + 8 <= kb` scales, mins and sums in every row.
-                    let (wd, wm) = unsafe {
-                        (loadf(w.d.as_ptr().add(g * GROUP)), loadf(w.m.as_ptr().add(g * GROUP)))
-                    };
-                    for r in 0..R {
-                        // SAFETY: as above.
-                        let (xd, xsum) = unsafe {
-                            (
-                                loadf(xs[r].d.as_ptr().add(g * GROUP)),
-                                loadf(xs[r].s.as_ptr().add(g * GROUP)),
-                            )
-                        };
-                        let s = _mm256_mul_ps(wd, xd);
-                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r]), s, acc[r]);
-                        acc[r] = _mm256_fmadd_ps(wm, xsum, acc[r]);
+                        o[r] = hsum(acc[r]) + tail[r];
                     }
                 }
-                let mut tail = [0f32; R];
-                for b in ng * GROUP..kb {
-                    // SAFETY: plain block `b < kb`: 16 bytes at `b · 16` of the weight row,
-                    // 32 values at `b · 32` of every activation row.
-                    let q = unsafe { nibbles(w.qs.as_ptr().add(b * QK / 2)) };
-                    for r in 0..R {
-                        // SAFETY: as above.
-                        let xv = unsafe { load(xs[r].qs.as_ptr().add(b * QK)) };
-                        let p = $dp(_mm256_setzero_si256(), q, xv);
-                        let s = _mm256_set1_ps(w.d[b] * xs[r].d[b]);
-                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
-                        tail[r] += w.m[b] * xs[r].s[b];
-                    }
-                }
-                let mut out = [0f32; R];
-                for r in 0..R {
-                    out[r] = hsum(acc[r]) + tail[r];
-                }
-                out
             }
         };
     }
@@ -1270,8 +1302,15 @@ mod tests {
         let xs: Vec<f32> = (0..70).map(|i| xq.value(0, i)).collect();
         let want: f32 = back.iter().zip(&xs).map(|(a, b)| a * b).sum();
         let w = Packed4::new(&q);
-        let got = dot_q4_1_scalar(w.row(), [xq.row(0)])[0];
+        let got = run::<1>(|o| dot_q4_1_scalar(3, w.row(), [xq.row(0)], o))[0];
         assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+    }
+
+    /// The `R` results of one weight row.
+    fn run<const R: usize>(f: impl FnOnce(&mut [f32])) -> [f32; R] {
+        let mut o = [0f32; R];
+        f(&mut o);
+        o
     }
 
     /// A packed Q4_1 weight row owned by a test.
@@ -1311,7 +1350,7 @@ mod tests {
         let xs: Vec<f32> = (0..m).flat_map(|i| rows(10 + i as u64, n)).collect();
         let xq = Q8Rows::quantize(&xs, n);
         let x4 = [xq.row(0), xq.row(1), xq.row(2), xq.row(3)];
-        let want = dot_q8_scalar(w, x4);
+        let want = run::<4>(|o| dot_q8_scalar(kb, w, x4, o));
         // the packed dot product is the one of the dequantized values
         for r in 0..m {
             let direct: f32 = (0..n)
@@ -1325,7 +1364,7 @@ mod tests {
         let mut w4b = vec![BlockQ4_1::ZERO; kb];
         quantize_row_q4_1(&rows(3, n), &mut w4b);
         let w4 = Packed4::new(&w4b);
-        let want4 = dot_q4_1_scalar(w4.row(), x4);
+        let want4 = run::<4>(|o| dot_q4_1_scalar(kb, w4.row(), x4, o));
         let (a, b) = (rows(3, 67), rows(4, 67));
         let want_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         for k in Isa::ALL.into_iter().filter_map(Kernels::new) {
@@ -1347,8 +1386,8 @@ mod tests {
             let ties = Q8Rows::quantize(&[127.0, 2.5, -3.5, 0.5], 4);
             let tq: Vec<i8> = (0..4).map(|i| ties.row(0).qs[q8_offset(1, 0, i)]).collect();
             assert_eq!(tq, [127, 2, -4, 0]);
-            let got = k.dot_q8(w, x4);
-            let got4 = k.dot_q4_1(w4.row(), x4);
+            let got = run::<4>(|o| k.dot_q8(kb, w, x4, o));
+            let got4 = run::<4>(|o| k.dot_q4_1(kb, w4.row(), x4, o));
             for r in 0..m {
                 for (g, w) in [(got[r], want[r]), (got4[r], want4[r])] {
                     assert!(
@@ -1356,11 +1395,26 @@ mod tests {
                         "{isa:?}: {g} vs {w}"
                     );
                 }
-                let one = k.dot_q8(w, [xq.row(r)]);
+                let one = run::<1>(|o| k.dot_q8(kb, w, [xq.row(r)], o));
                 assert_eq!(one[0], got[r], "{isa:?}: batching changes nothing");
-                let one = k.dot_q4_1(w4.row(), [xq.row(r)]);
+                let one = run::<1>(|o| k.dot_q4_1(kb, w4.row(), [xq.row(r)], o));
                 assert_eq!(one[0], got4[r], "{isa:?}: batching changes nothing");
             }
+            // a run of weight rows gives each row's own results
+            let (wqs2, wd2) = ([wqs.clone(), wqs.clone()].concat(), [wd.clone(), wd.clone()].concat());
+            let w2 = Q8Row { qs: &wqs2, d: &wd2, s: &[] };
+            let mut both = [0f32; 8];
+            k.dot_q8(kb, w2, x4, &mut both);
+            assert_eq!(both[..4], got, "{isa:?}: a run of rows");
+            assert_eq!(both[4..], got, "{isa:?}: a run of rows");
+            let p2 = Packed4(
+                [w4.0.clone(), w4.0.clone()].concat(),
+                [w4.1.clone(), w4.1.clone()].concat(),
+                [w4.2.clone(), w4.2.clone()].concat(),
+            );
+            k.dot_q4_1(kb, p2.row(), x4, &mut both);
+            assert_eq!(both[..4], got4, "{isa:?}: a run of rows");
+            assert_eq!(both[4..], got4, "{isa:?}: a run of rows");
             // attention of a group of heads over two segments against the scalar version,
             // and against each head alone
             let (hd, stride, col) = (16, 48, 16);
