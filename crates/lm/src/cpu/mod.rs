@@ -24,8 +24,11 @@ use candle_core::Tensor;
 
 use self::simd::{
     pack_q4_1, pack_q8, quantize_row, quantize_row_q4_1, BlockQ4_1, BlockQ8, Isa,
-    Kernels, Q41Row, Q8Row, Q8Rows, Segment, QK,
+    merge_attention, Kernels, Q41Row, Q8Row, Q8Rows, Segment, QK,
 };
+
+/// Positions per part of a row's attention (parts run in parallel and are merged in order).
+const ATTEND_SPAN: usize = 128;
 use crate::llama::{Config, Llama};
 use crate::LmError;
 
@@ -537,6 +540,19 @@ impl CpuModel {
         let mut act = vec![0f32; m * f];
         let eps = cfg.rms_norm_eps as f32;
         let scale = 1.0 / (hd as f32).sqrt();
+        // the parts of attention: (row, key/value head, first position), by row, then head,
+        // then range, so that a row's parts for a head lie together; `first[r]`: row r's
+        // first part
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        let mut first = Vec::with_capacity(m + 1);
+        for (r, &(_, pos, _, _)) in rows.iter().enumerate() {
+            first.push(spans.len());
+            for g in 0..nkv {
+                spans.extend((0..=pos).step_by(ATTEND_SPAN).map(|lo| (r, g, lo)));
+            }
+        }
+        first.push(spans.len());
+        let mut parts: Vec<f32> = Vec::new();
         for (li, layer) in self.layers.iter().enumerate() {
             self.norm_quantize(&h, hs, &layer.attn_norm, eps, &mut xq);
             self.matmul(&xq, &layer.qkv, &mut qkv);
@@ -565,36 +581,60 @@ impl CpuModel {
                 c.v[li].extend(row[qw + kvw..].iter().map(half));
             }
             // each sequence's segments in this layer, once: the prefix chain, then the own
-            // cache (a row attends to its own positions up to and including its own)
+            // cache with this pass's rows (a row attends to the positions up to and
+            // including its own)
             let views: Vec<Vec<Segment<'_>>> = seqs
                 .iter()
                 .map(|s| {
+                    let own = &*s.cache;
                     s.prefix
                         .iter()
-                        .copied()
-                        .chain(std::iter::once(&*s.cache))
                         .map(|c| (c.k[li].as_slice(), c.v[li].as_slice(), c.len))
+                        .chain(std::iter::once((
+                            own.k[li].as_slice(),
+                            own.v[li].as_slice(),
+                            own.k[li].len() / kvw.max(1),
+                        )))
                         .collect()
                 })
                 .collect();
             let rep = nh / nkv;
-            // per (row, key/value head): the group of query heads that share it, so each
-            // key and value is read once per group; scratch per worker
-            y.par_chunks_mut(rep * hd).enumerate().for_each_init(
+            // per (row, key/value head, range of ATTEND_SPAN positions): the group of query
+            // heads that share the key/value head, so each key and value is read once per
+            // group, and a long context is split among threads. The ranges are fixed by the
+            // row's own position, so its arithmetic does not depend on the batch.
+            let rec = rep * hd + 2 * rep;
+            parts.clear();
+            parts.resize(spans.len() * rec, 0.0);
+            parts.par_chunks_mut(rec).zip(&spans).for_each_init(
                 || (Vec::new(), Vec::new()),
-                |(segs, scores), (i, yg)| {
-                    let (r, g) = (i / nkv, i % nkv);
-                    let (si, _, own, _) = rows[r];
-                    let q0 = r * width + g * rep * hd;
+                |(segs, scores), (part, &(r, g, lo))| {
+                    let (si, pos, _, _) = rows[r];
+                    let hi = (lo + ATTEND_SPAN).min(pos + 1);
                     segs.clear();
-                    segs.extend_from_slice(&views[si]);
-                    if let Some(last) = segs.last_mut() {
-                        last.2 = own + 1;
+                    let mut at = 0;
+                    for &(k, v, n) in &views[si] {
+                        let (a, b) = (lo.max(at), hi.min(at + n));
+                        if a < b {
+                            let off = (a - at) * kvw;
+                            segs.push((&k[off..], &v[off..], b - a));
+                        }
+                        at += n;
                     }
+                    let q0 = r * width + g * rep * hd;
                     let q = &qkv[q0..q0 + rep * hd];
-                    self.kernels.attend(q, hd, segs, g * hd, kvw, scores, yg);
+                    let (o, stats) = part.split_at_mut(rep * hd);
+                    self.kernels
+                        .attend_part(q, hd, segs, g * hd, kvw, scores, o, stats);
                 },
             );
+            y.par_chunks_mut(qw).enumerate().for_each(|(r, yr)| {
+                let per_head = (first[r + 1] - first[r]) / nkv;
+                let mine = &parts[first[r] * rec..first[r + 1] * rec];
+                for (yg, p) in yr.chunks_mut(rep * hd).zip(mine.chunks(per_head * rec)) {
+                    merge_attention(p, rep, hd, yg);
+                }
+            });
             self.quantize_rows(&y, qw, &mut xq);
             self.matmul(&xq, &layer.o, &mut tmp);
             add_into(&mut h, &tmp);

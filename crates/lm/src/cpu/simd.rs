@@ -518,7 +518,8 @@ impl Kernels {
     /// `segs`, in order: per segment its keys and values (f16 bits, position-major, `stride`
     /// values per position, this head's at column `col`) and how many positions count.
     /// Writes the heads' outputs into `out` (as `q` is laid out); `scores` is scratch. Each
-    /// key and value is read once for the whole group.
+    /// key and value is read once for the whole group. (One part of
+    /// [`Kernels::attend_part`], normalised.)
     pub fn attend(
         self,
         q: &[f32],
@@ -529,8 +530,35 @@ impl Kernels {
         scores: &mut Vec<f32>,
         out: &mut [f32],
     ) {
+        let heads = q.len() / hd.max(1);
+        let mut part = vec![0f32; q.len() + 2 * heads];
+        let (o, stats) = part.split_at_mut(q.len());
+        self.attend_part(q, hd, segs, col, stride, scores, o, stats);
+        merge_attention(&part, heads, hd, out);
+    }
+
+    /// [`Kernels::attend`] over one range of positions (`segs`), unnormalised: per head
+    /// `Σ_t e^(s_t − max) v_t` into `out`, and `max` and `Σ_t e^(s_t − max)` into `stats`
+    /// (two per head). [`merge_attention`] combines the parts of consecutive ranges, so
+    /// that a long context is split among threads.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_part(
+        self,
+        q: &[f32],
+        hd: usize,
+        segs: &[Segment<'_>],
+        col: usize,
+        stride: usize,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+        stats: &mut [f32],
+    ) {
         assert!(
-            hd > 0 && q.len().is_multiple_of(hd) && out.len() == q.len() && col + hd <= stride,
+            hd > 0
+                && q.len().is_multiple_of(hd)
+                && out.len() == q.len()
+                && stats.len() == 2 * (q.len() / hd)
+                && col + hd <= stride,
             "attend: shapes"
         );
         for (k, v, n) in segs {
@@ -546,21 +574,24 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` value was checked against this CPU (both sets include
             // AVX2, FMA and F16C); the segments hold `n · stride` values, `col + hd <=
-            // stride`, and `scores` holds `n` values per head.
+            // stride`, `scores` holds `n` values per head and `stats` two.
             Isa::Avx2 | Isa::Avx512Vnni if hd.is_multiple_of(16) => unsafe {
                 match q.len() / hd {
-                    1 => x86::attend_avx2::<1>(q, segs, col, stride, scores, out),
-                    2 => x86::attend_avx2::<2>(q, segs, col, stride, scores, out),
-                    3 => x86::attend_avx2::<3>(q, segs, col, stride, scores, out),
-                    4 => x86::attend_avx2::<4>(q, segs, col, stride, scores, out),
+                    1 => x86::attend_avx2::<1>(q, segs, col, stride, scores, out, stats),
+                    2 => x86::attend_avx2::<2>(q, segs, col, stride, scores, out, stats),
+                    3 => x86::attend_avx2::<3>(q, segs, col, stride, scores, out, stats),
+                    4 => x86::attend_avx2::<4>(q, segs, col, stride, scores, out, stats),
                     _ => {
-                        for (qh, oh) in q.chunks(hd).zip(out.chunks_mut(hd)) {
-                            x86::attend_avx2::<1>(qh, segs, col, stride, &mut scores[..n], oh)
+                        for ((qh, oh), st) in
+                            q.chunks(hd).zip(out.chunks_mut(hd)).zip(stats.chunks_mut(2))
+                        {
+                            let sc = &mut scores[..n];
+                            x86::attend_avx2::<1>(qh, segs, col, stride, sc, oh, st)
                         }
                     }
                 }
             },
-            _ => attend_scalar(q, hd, segs, col, stride, scores, out),
+            _ => attend_scalar(q, hd, segs, col, stride, scores, out, stats),
         }
     }
 
@@ -628,18 +659,15 @@ fn silu_mul_scalar(gate: &[f32], up: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Softmax of `scores` in place.
-fn softmax(scores: &mut [f32]) {
+/// `scores[i] = e^(scores[i] − max)` in place; returns `max` and the sum.
+fn exp_shift(scores: &mut [f32]) -> (f32, f32) {
     let mx = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for s in scores.iter_mut() {
         *s = (*s - mx).exp();
         sum += *s;
     }
-    let inv = 1.0 / sum;
-    for s in scores.iter_mut() {
-        *s *= inv;
-    }
+    (mx, sum)
 }
 
 /// An f16's value.
@@ -648,6 +676,7 @@ fn f16(bits: u16) -> f32 {
     half::f16::from_bits(bits).to_f32()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn attend_scalar(
     q: &[f32],
     hd: usize,
@@ -656,9 +685,11 @@ fn attend_scalar(
     stride: usize,
     scores: &mut [f32],
     out: &mut [f32],
+    stats: &mut [f32],
 ) {
     let n = scores.len() / (q.len() / hd);
-    for ((qh, oh), sc) in q.chunks(hd).zip(out.chunks_mut(hd)).zip(scores.chunks_mut(n)) {
+    let heads = q.chunks(hd).zip(out.chunks_mut(hd));
+    for (((qh, oh), sc), st) in heads.zip(scores.chunks_mut(n)).zip(stats.chunks_mut(2)) {
         let mut i = 0;
         for (k, _, len) in segs {
             for t in 0..*len {
@@ -667,7 +698,7 @@ fn attend_scalar(
                 i += 1;
             }
         }
-        softmax(sc);
+        (st[0], st[1]) = exp_shift(sc);
         oh.fill(0.0);
         let mut i = 0;
         for (_, v, len) in segs {
@@ -681,6 +712,39 @@ fn attend_scalar(
                 }
                 i += 1;
             }
+        }
+    }
+}
+
+/// Combines the parts of [`Kernels::attend_part`] over consecutive ranges of positions
+/// (`parts`: per range `heads · hd` outputs then `2 · heads` stats, in position order) into
+/// the normalised outputs `out` (`heads · hd`): each range weighted by `e^(max_range −
+/// max)`, in order.
+pub fn merge_attention(parts: &[f32], heads: usize, hd: usize, out: &mut [f32]) {
+    let rec = heads * hd + 2 * heads;
+    assert!(
+        !parts.is_empty() && parts.len().is_multiple_of(rec) && out.len() == heads * hd,
+        "merge_attention: shapes"
+    );
+    for (h, oh) in out.chunks_mut(hd).enumerate() {
+        let stat = |p: &[f32]| (p[heads * hd + 2 * h], p[heads * hd + 2 * h + 1]);
+        let mx = parts
+            .chunks(rec)
+            .map(|p| stat(p).0)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        oh.fill(0.0);
+        for p in parts.chunks(rec) {
+            let (m, s) = stat(p);
+            let w = (m - mx).exp();
+            sum += w * s;
+            for (o, &v) in oh.iter_mut().zip(&p[h * hd..(h + 1) * hd]) {
+                *o += w * v;
+            }
+        }
+        let inv = 1.0 / sum;
+        for o in oh.iter_mut() {
+            *o *= inv;
         }
     }
 }
@@ -812,12 +876,12 @@ mod x86 {
         _mm256_mul_ps(y, _mm256_castsi256_ps(e))
     }
 
-    /// Softmax of `scores` in place, eight lanes at a time.
+    /// [`super::exp_shift`], eight lanes at a time.
     ///
     /// # Safety
     /// The CPU supports AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn softmax_avx2(scores: &mut [f32]) {
+    pub(super) unsafe fn exp_shift_avx2(scores: &mut [f32]) -> (f32, f32) {
         let n = scores.len();
         let body = n / 8 * 8;
         let mut mv = _mm256_set1_ps(f32::NEG_INFINITY);
@@ -847,10 +911,7 @@ mod x86 {
             *v = (*v - mx).exp();
             sum += *v;
         }
-        let inv = 1.0 / sum;
-        for v in scores.iter_mut() {
-            *v *= inv;
-        }
+        (mx, sum)
     }
 
     /// `out[i] = silu(gate[i]) · up[i]`, eight lanes at a time.
@@ -1140,8 +1201,9 @@ mod x86 {
 
     /// # Safety
     /// The CPU supports AVX2, FMA and F16C; `q.len() == out.len() == H · hd` with `hd` a
-    /// multiple of 16; every segment holds `n · stride` values, `col + hd <= stride`, and
-    /// `scores.len() == H · n` (`n`: the positions of all segments).
+    /// multiple of 16; every segment holds `n · stride` values, `col + hd <= stride`,
+    /// `scores.len() == H · n` (`n`: the positions of all segments) and `stats.len() == 2H`.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn attend_avx2<const H: usize>(
         q: &[f32],
@@ -1150,6 +1212,7 @@ mod x86 {
         stride: usize,
         scores: &mut [f32],
         out: &mut [f32],
+        stats: &mut [f32],
     ) {
         let hd = q.len() / H;
         let n = scores.len() / H;
@@ -1176,9 +1239,9 @@ mod x86 {
                 idx += 1;
             }
         }
-        for sc in scores.chunks_mut(n) {
-            // SAFETY: this function's features include softmax_avx2's.
-            unsafe { softmax_avx2(sc) };
+        for (sc, st) in scores.chunks_mut(n).zip(stats.chunks_mut(2)) {
+            // SAFETY: this function's features include exp_shift_avx2's.
+            (st[0], st[1]) = unsafe { exp_shift_avx2(sc) };
         }
         // values, sixteen columns at a time with every head's sums in registers
         let mut c = 0;
@@ -1431,17 +1494,45 @@ mod tests {
             ];
             for heads in [1, 3, 5] {
                 let q = rows(22, heads * hd);
-                let (mut s1, mut s2) = (vec![0f32; 6 * heads], Vec::new());
-                let (mut o1, mut o2) = (vec![0f32; heads * hd], vec![0f32; heads * hd]);
-                attend_scalar(&q, hd, &segs, col, stride, &mut s1, &mut o1);
-                k.attend(&q, hd, &segs, col, stride, &mut s2, &mut o2);
-                for (a, b) in o1.iter().zip(&o2) {
-                    assert!((a - b).abs() < 1e-5, "{isa:?}: attention {a} vs {b}");
+                // the reference: softmax attention in f64 over the six positions
+                let at = |x: &[u16], t: usize, i: usize| f64::from(f16(x[t * stride + col + i]));
+                let mut want = vec![0f64; heads * hd];
+                for (h, wh) in want.chunks_mut(hd).enumerate() {
+                    let qh = &q[h * hd..(h + 1) * hd];
+                    // positions 0..4 in the first segment, 4 and 5 in the second
+                    let sc: Vec<f64> = (0..6)
+                        .map(|t| (0..hd).map(|i| f64::from(qh[i]) * at(&keys, t, i)).sum())
+                        .collect();
+                    let mx = sc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = sc.iter().map(|s| (s - mx).exp()).collect();
+                    let total: f64 = e.iter().sum();
+                    for (t, p) in e.iter().enumerate() {
+                        for (i, w) in wh.iter_mut().enumerate() {
+                            *w += p / total * at(&vals, t, i);
+                        }
+                    }
+                }
+                let mut scratch = Vec::new();
+                let mut o = vec![0f32; heads * hd];
+                k.attend(&q, hd, &segs, col, stride, &mut scratch, &mut o);
+                // and the same from two parts (one per segment), merged
+                let rec = heads * hd + 2 * heads;
+                let mut parts = vec![0f32; 2 * rec];
+                for (seg, part) in segs.iter().zip(parts.chunks_mut(rec)) {
+                    let (po, ps) = part.split_at_mut(heads * hd);
+                    k.attend_part(&q, hd, &[*seg], col, stride, &mut scratch, po, ps);
+                }
+                let mut merged = vec![0f32; heads * hd];
+                merge_attention(&parts, heads, hd, &mut merged);
+                for ((a, b), w) in o.iter().zip(&merged).zip(&want) {
+                    assert!((f64::from(*a) - w).abs() < 1e-5, "{isa:?}: attention {a} vs {w}");
+                    assert!((f64::from(*b) - w).abs() < 1e-5, "{isa:?}: merged {b} vs {w}");
                 }
                 for h in 0..heads {
                     let mut one = vec![0f32; hd];
-                    k.attend(&q[h * hd..(h + 1) * hd], hd, &segs, col, stride, &mut s2, &mut one);
-                    assert_eq!(one, o2[h * hd..(h + 1) * hd], "{isa:?}: a head alone");
+                    let qh = &q[h * hd..(h + 1) * hd];
+                    k.attend(qh, hd, &segs, col, stride, &mut scratch, &mut one);
+                    assert_eq!(one, o[h * hd..(h + 1) * hd], "{isa:?}: a head alone");
                 }
             }
             // SiLU (and the exponential under it) against f64, over the whole range
