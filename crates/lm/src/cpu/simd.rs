@@ -505,7 +505,7 @@ impl Kernels {
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` value was checked against this CPU; the lengths match.
-            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(kb, w, xs, out) },
+            Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni512(kb, w, xs, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(kb, w, xs, out) },
@@ -1049,6 +1049,8 @@ mod x86 {
             /// # Safety
             /// The CPU supports the function's target features; the rows have the lengths
             /// [`super::Kernels::dot_q4_1`] checks.
+            // (the VNNI twin is the tests' reference for `dot_q4_1_vnni512`)
+            #[cfg_attr(not(test), allow(dead_code))]
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $q41<const R: usize>(
                 kb: usize,
@@ -1132,6 +1134,89 @@ mod x86 {
         "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni",
         dp_vnni
     );
+
+    /// [`dot_q4_1_vnni`] on 512-bit vectors: a group's packed vector `p` (low and high
+    /// nibbles) becomes one 64-byte vector of Q8_0 vectors `2p` and `2p + 1`, so a group
+    /// takes four byte dot products per row instead of eight; the halves are added before
+    /// the scaling, which is that of the 256-bit kernel, so the results are the same bits.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F/BW/VL/VNNI, AVX2 and FMA; the rows have the lengths
+    /// [`super::Kernels::dot_q4_1`] checks.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(super) unsafe fn dot_q4_1_vnni512<const R: usize>(
+        kb: usize,
+        w: Q41Row<'_>,
+        xs: [Q8Row<'_>; R],
+        out: &mut [f32],
+    ) {
+        let ng = kb / GROUP;
+        let mask = _mm512_set1_epi8(0x0F);
+        // the upper 256 bits take the high nibbles
+        let shift = _mm512_inserti64x4::<1>(_mm512_setzero_si512(), _mm256_set1_epi16(4));
+        for (j, o) in out.chunks_exact_mut(R).enumerate() {
+            let wq = &w.qs[j * kb * QK / 2..(j + 1) * kb * QK / 2];
+            let (wds, wms) = (&w.d[j * kb..(j + 1) * kb], &w.m[j * kb..(j + 1) * kb]);
+            let mut acc = [_mm256_setzero_ps(); R];
+            for g in 0..ng {
+                let (mut ia, mut ib) = ([_mm512_setzero_si512(); R], [_mm512_setzero_si512(); R]);
+                for p in 0..GROUP / 2 {
+                    // SAFETY: `g · 128 + p · 32 + 32 <= kb · 16` bytes of the row.
+                    let raw = unsafe { load(wq.as_ptr().add(g * GROUP * QK / 2 + p * 32)) };
+                    let both = _mm512_broadcast_i64x4(raw);
+                    let v = _mm512_and_si512(_mm512_srlv_epi16(both, shift), mask);
+                    let at = g * GROUP * QK + p * 64;
+                    for r in 0..R {
+                        // SAFETY: `at + 64 <= ng · 256 <= kb · 32` values in every row.
+                        let x = unsafe { _mm512_loadu_si512(xs[r].qs.as_ptr().add(at).cast()) };
+                        if p % 2 == 0 {
+                            ia[r] = _mm512_dpbusd_epi32(ia[r], v, x);
+                        } else {
+                            ib[r] = _mm512_dpbusd_epi32(ib[r], v, x);
+                        }
+                    }
+                }
+                // SAFETY: `g · 8 + 8 <= kb` scales, mins and sums in every row.
+                let (wd, wm) = unsafe {
+                    (loadf(wds.as_ptr().add(g * GROUP)), loadf(wms.as_ptr().add(g * GROUP)))
+                };
+                for r in 0..R {
+                    let s = _mm512_add_epi32(ia[r], ib[r]);
+                    let ia = _mm256_add_epi32(
+                        _mm512_castsi512_si256(s),
+                        _mm512_extracti64x4_epi64::<1>(s),
+                    );
+                    // SAFETY: as above.
+                    let (xd, xsum) = unsafe {
+                        (
+                            loadf(xs[r].d.as_ptr().add(g * GROUP)),
+                            loadf(xs[r].s.as_ptr().add(g * GROUP)),
+                        )
+                    };
+                    let s = _mm256_mul_ps(wd, xd);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), s, acc[r]);
+                    acc[r] = _mm256_fmadd_ps(wm, xsum, acc[r]);
+                }
+            }
+            let mut tail = [0f32; R];
+            for b in ng * GROUP..kb {
+                // SAFETY: plain block `b < kb`: 16 bytes at `b · 16` of the weight row, 32
+                // values at `b · 32` of every activation row.
+                let q = unsafe { nibbles(wq.as_ptr().add(b * QK / 2)) };
+                for r in 0..R {
+                    // SAFETY: as above.
+                    let xv = unsafe { load(xs[r].qs.as_ptr().add(b * QK)) };
+                    let p = dp_vnni(_mm256_setzero_si256(), q, xv);
+                    let s = _mm256_set1_ps(wds[b] * xs[r].d[b]);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r]);
+                    tail[r] += wms[b] * xs[r].s[b];
+                }
+            }
+            for r in 0..R {
+                o[r] = hsum(acc[r]) + tail[r];
+            }
+        }
+    }
 
     /// # Safety
     /// The CPU supports AVX2 and FMA; `a.len() == b.len()`.
@@ -1462,6 +1547,14 @@ mod tests {
                 assert_eq!(one[0], got[r], "{isa:?}: batching changes nothing");
                 let one = run::<1>(|o| k.dot_q4_1(kb, w4.row(), [xq.row(r)], o));
                 assert_eq!(one[0], got4[r], "{isa:?}: batching changes nothing");
+            }
+            // the 512-bit Q4_1 kernel gives the 256-bit one's bits
+            #[cfg(target_arch = "x86_64")]
+            if isa == Isa::Avx512Vnni {
+                let mut narrow = [0f32; 4];
+                // SAFETY: the AVX-512 VNNI set was detected (`Kernels::new`); the lengths match.
+                unsafe { x86::dot_q4_1_vnni(kb, w4.row(), x4, &mut narrow) };
+                assert_eq!(narrow, got4, "512-bit and 256-bit Q4_1 kernels");
             }
             // a run of weight rows gives each row's own results
             let (wqs2, wd2) = ([wqs.clone(), wqs.clone()].concat(), [wd.clone(), wd.clone()].concat());
