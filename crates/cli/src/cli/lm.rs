@@ -200,7 +200,7 @@ pub enum IsaArg {
     Scalar,
     /// AVX2 + FMA.
     Avx2,
-    /// AVX-512 VNNI on 256-bit vectors.
+    /// AVX-512 VNNI (the Q4_1 kernel on 512-bit vectors).
     Avx512vnni,
 }
 

@@ -1,7 +1,10 @@
 //! The quantized CPU decoder that generation and scoring run on: the same llama-family math
 //! as [`crate::llama::Llama`] (HF layout, half-split rotary embedding, grouped-query
-//! attention), with the projections and the output head stored as Q8_0 blocks and computed
-//! by the run-time-dispatched kernels of [`simd`], no tensor library in between.
+//! attention), with the projections and the output head stored as Q4_1 blocks (where that
+//! holds the weights exactly) or Q8_0 blocks, packed for and computed by the
+//! run-time-dispatched kernels of [`simd`], no tensor library in between. Attention of a row
+//! runs in parts of [`ATTEND_SPAN`] positions per key/value head, in parallel, merged in
+//! order.
 //!
 //! It is built from the f32 weights of a [`Llama`] (so adapters merged in f32 apply to it as
 //! they do to the trainer's model). One call of [`CpuModel::forward`] runs a *batch of
@@ -23,12 +26,13 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 
 use self::simd::{
-    pack_q4_1, pack_q8, quantize_row, quantize_row_q4_1, BlockQ4_1, BlockQ8, Isa,
-    merge_attention, Kernels, Q41Row, Q8Row, Q8Rows, Segment, QK,
+    merge_attention, pack_q4_1, pack_q8, quantize_row, quantize_row_q4_1, BlockQ4_1, BlockQ8, Isa,
+    Kernels, Q41Row, Q8Row, Q8Rows, Segment, QK,
 };
 
-/// Positions per part of a row's attention (parts run in parallel and are merged in order).
-const ATTEND_SPAN: usize = 128;
+/// Positions per part of a row's attention (parts run in parallel and are merged in order;
+/// fixed by the row's own position, so a row's arithmetic does not depend on its batch).
+pub const ATTEND_SPAN: usize = 128;
 use crate::llama::{Config, Llama};
 use crate::LmError;
 
@@ -46,7 +50,11 @@ enum QData {
     /// Packed rows (`[rows, kb · 32]` values, [`simd::q8_offset`]) and their scales.
     Q8 { qs: Vec<i8>, d: Vec<f32> },
     /// Packed rows (`[rows, kb · 16]` bytes, [`simd::q4_offset`]), scales and mins.
-    Q41 { qs: Vec<u8>, d: Vec<f32>, m: Vec<f32> },
+    Q41 {
+        qs: Vec<u8>,
+        d: Vec<f32>,
+        m: Vec<f32>,
+    },
 }
 
 /// A row-major `[rows, cols]` matrix of quantized blocks (each row padded to whole blocks),
@@ -175,7 +183,11 @@ impl QMatrix {
             for (i, o) in out.iter_mut().enumerate() {
                 let (b, j) = (i / QK, i % QK);
                 let (at, high) = simd::q4_offset(kb, b, j);
-                let q = if high { row.qs[at] >> 4 } else { row.qs[at] & 0x0F };
+                let q = if high {
+                    row.qs[at] >> 4
+                } else {
+                    row.qs[at] & 0x0F
+                };
                 *o = row.d[b] * f32::from(q) + row.m[b];
             }
         }
@@ -849,6 +861,44 @@ mod tests {
         Llama::random(Config::tiny(64), 5, false, &Device::Cpu).unwrap()
     }
 
+    /// Wide enough for every kernel path: rows of 9 and 17 blocks (packed groups and plain
+    /// tails), heads of 96 values (the vectorised attention) in groups of three sharing a
+    /// key/value head.
+    fn wide_model() -> Llama {
+        let cfg = Config {
+            hidden_size: 288,
+            intermediate_size: 544,
+            num_attention_heads: 3,
+            num_key_value_heads: 1,
+            ..Config::tiny(64)
+        };
+        // weights scaled by 1/√fan-in (as trained models roughly are): `Llama::random`'s
+        // fixed ±0.2 makes a model this wide so sharp that a last-bit difference in one sum
+        // moves later log-probs by tenths of a nat, which would hide what this model checks
+        let m = Llama::random(cfg.clone(), 6, false, &Device::Cpu).unwrap();
+        let w = m
+            .weights()
+            .iter()
+            .map(|(name, t)| {
+                let t = match t.dims() {
+                    [_, fan_in] if !name.contains("norm") => {
+                        (t * (1.0 / (0.2 * (*fan_in as f64).sqrt()))).unwrap()
+                    }
+                    _ => t.clone(),
+                };
+                (name.clone(), t)
+            })
+            .collect();
+        Llama::new(cfg, w, false, &Device::Cpu).unwrap()
+    }
+
+    /// A prompt whose attention runs in two parts.
+    fn long_prompt() -> Vec<u32> {
+        (0..ATTEND_SPAN as u32 + 3)
+            .map(|i| (i * 7 + 3) % 64)
+            .collect()
+    }
+
     fn reference(m: &Llama, ids: &[u32]) -> Vec<Vec<f32>> {
         let t = Tensor::new(ids, &Device::Cpu)
             .unwrap()
@@ -862,12 +912,66 @@ mod tests {
 
     #[test]
     fn quantized_log_probs_follow_the_f32_model() {
-        let m = model();
-        let ids: Vec<u32> = vec![1, 9, 33, 2, 17, 40, 5, 63];
-        let want = reference(&m, &ids);
+        quantized_log_probs_follow(&model(), &[1, 9, 33, 2, 17, 40, 5, 63]);
+        quantized_log_probs_follow(&wide_model(), &long_prompt());
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_portable_log_probs() {
+        // the wide model over a prompt whose attention runs in two parts: packed groups and
+        // tails, the vectorised attention and its merge, against the portable kernels (the
+        // same quantization; only the order of float sums and the exponential differ)
+        let (m, ids) = (wide_model(), long_prompt());
+        let run = |isa| {
+            let opts = CpuOptions {
+                isa: Some(isa),
+                threads: 2,
+            };
+            let cpu = CpuModel::new(&m, opts).unwrap();
+            let mut cache = KvCache::new(m.config());
+            let seq = Seq {
+                prefix: &[],
+                cache: &mut cache,
+                tokens: &ids,
+                logits: Logits::All,
+            };
+            let out = cpu.forward(&mut [seq]).unwrap().remove(0);
+            out.chunks(m.config().vocab_size)
+                .flat_map(log_softmax)
+                .collect::<Vec<f32>>()
+        };
+        let want = run(Isa::Scalar);
+        let v = m.config().vocab_size;
+        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+            let got = run(isa);
+            // per position, the largest difference over the vocabulary
+            let mut per: Vec<f32> = got
+                .chunks(v)
+                .zip(want.chunks(v))
+                .map(|(a, b)| {
+                    a.iter()
+                        .zip(b)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0f32, f32::max)
+                })
+                .collect();
+            per.sort_by(f32::total_cmp);
+            // A different order of float sums flips an activation's 8-bit rounding now and
+            // then, which moves that position by up to a tenth of a nat (three positions of
+            // 131 here); a wrong layout, tail or merge moves every later position.
+            let (typical, worst) = (per[per.len() * 9 / 10], per[per.len() - 1]);
+            assert!(
+                typical < 1e-4 && worst < 0.15,
+                "{isa:?}: |Δ log p| 90th percentile {typical}, max {worst}"
+            );
+        }
+    }
+
+    fn quantized_log_probs_follow(m: &Llama, ids: &[u32]) {
+        let want = reference(m, ids);
         for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
             let cpu = CpuModel::new(
-                &m,
+                m,
                 CpuOptions {
                     isa: Some(isa),
                     threads: 2,
@@ -879,7 +983,7 @@ mod tests {
                 .forward(&mut [Seq {
                     prefix: &[],
                     cache: &mut cache,
-                    tokens: &ids,
+                    tokens: ids,
                     logits: Logits::All,
                 }])
                 .unwrap();
@@ -895,8 +999,10 @@ mod tests {
                 }
             }
             // Q8_0 weights and activations on a random 2-layer model whose log-probs span
-            // ≈ 25 nats: ≈ 1 % of that at worst, 0.2 % on average. A wrong rope, mask or
-            // head layout moves them by whole nats.
+            // ≈ 25 nats: ≈ 1 % of that at worst, 0.2 % on average (0.12 and 0.035 on the
+            // tiny model, 0.21 and 0.040 over the wide model's 131 positions). A wrong rope,
+            // mask or head layout moves them by whole nats; dropping the wide prompt's second
+            // part of attention moves its last positions by 0.35.
             let mean = sum / n;
             assert!(
                 worst < 0.25 && mean < 0.05,
@@ -907,10 +1013,13 @@ mod tests {
 
     #[test]
     fn batched_prefix_and_incremental_runs_equal_a_cold_single_run() {
-        let m = model();
-        let cpu = CpuModel::new(&m, CpuOptions::default()).unwrap();
+        runs_equal_a_cold_single_run(&model(), vec![3, 7, 1, 9, 22]);
+        runs_equal_a_cold_single_run(&wide_model(), long_prompt());
+    }
+
+    fn runs_equal_a_cold_single_run(m: &Llama, prompt: Vec<u32>) {
+        let cpu = CpuModel::new(m, CpuOptions::default()).unwrap();
         let v = m.config().vocab_size;
-        let prompt: Vec<u32> = vec![3, 7, 1, 9, 22];
         let conts: [&[u32]; 3] = [&[5, 6, 7], &[8], &[40, 41]];
         // cold: prompt + continuation as one sequence each
         let cold: Vec<Vec<f32>> = conts

@@ -1,15 +1,18 @@
-//! The CPU inference kernels: Q8_0 and Q4_1 weight blocks, Q8_0 activation blocks, their
-//! dot products and the f32 vector ops of attention, each with a portable scalar version and
-//! x86-64 versions picked at run time ([`Isa::detect`]).
+//! The CPU inference kernels: Q8_0 and Q4_1 weight blocks, Q8_0 activation blocks, the
+//! packed row layout the kernels read ([`q8_offset`], [`q4_offset`]), their dot products, the
+//! activation quantizer, attention over f16 keys and values, softmax and SiLU; each with a
+//! portable scalar version and x86-64 versions picked at run time ([`Isa::detect`]).
 //!
 //! This is the one module of the workspace that may use `unsafe` (the lint is `deny`
 //! elsewhere, checked by `tests/it/tidy.rs`): `std::arch` loads take raw pointers, and a
 //! `#[target_feature]` function may only be called once the feature was detected. Every
-//! `unsafe` block states why it holds. Instruction sets used: AVX2 + FMA, and AVX-512 VNNI
-//! (`vpdpbusd` on 256-bit registers). Never AMX: on the VMs this project runs on, cpuinfo
+//! `unsafe` block states why it holds. Instruction sets used: AVX2 + FMA + F16C, and
+//! AVX-512 VNNI (`vpdpbusd`; 512-bit for the Q4_1 kernel, 256-bit elsewhere). Never AMX: on the VMs this project runs on, cpuinfo
 //! lists AMX but `tileloadd` raises SIGILL (`shared/reference/llamacpp.md`), so nothing here
 //! is compiled for it and detection never asks for it.
 #![allow(unsafe_code)]
+// the kernels index their const-generic arrays of rows and heads in lock step
+#![allow(clippy::needless_range_loop)]
 
 /// Values per quantized block.
 pub const QK: usize = 32;
@@ -332,7 +335,7 @@ pub enum Isa {
     Scalar,
     /// AVX2, FMA and F16C.
     Avx2,
-    /// AVX2, FMA and AVX-512 VNNI on 256-bit vectors (`vpdpbusd`).
+    /// AVX2, FMA and AVX-512 VNNI (`vpdpbusd`; the Q4_1 kernel on 512-bit vectors).
     Avx512Vnni,
 }
 
@@ -430,7 +433,8 @@ impl Kernels {
                         let mut q = [0i8; QK];
                         // SAFETY: a `Kernels` value was checked against this CPU; block `b`
                         // is 32 values of `x`.
-                        let (db, sum) = unsafe { x86::quantize_avx2(&x[b * QK..(b + 1) * QK], &mut q) };
+                        let (db, sum) =
+                            unsafe { x86::quantize_avx2(&x[b * QK..(b + 1) * QK], &mut q) };
                         d[b] = db;
                         s[b] = db * sum as f32;
                         place_block(kb, b, &q, qs);
@@ -520,6 +524,7 @@ impl Kernels {
     /// Writes the heads' outputs into `out` (as `q` is laid out); `scores` is scratch. Each
     /// key and value is read once for the whole group. (One part of
     /// [`Kernels::attend_part`], normalised.)
+    #[allow(clippy::too_many_arguments)]
     pub fn attend(
         self,
         q: &[f32],
@@ -582,8 +587,10 @@ impl Kernels {
                     3 => x86::attend_avx2::<3>(q, segs, col, stride, scores, out, stats),
                     4 => x86::attend_avx2::<4>(q, segs, col, stride, scores, out, stats),
                     _ => {
-                        for ((qh, oh), st) in
-                            q.chunks(hd).zip(out.chunks_mut(hd)).zip(stats.chunks_mut(2))
+                        for ((qh, oh), st) in q
+                            .chunks(hd)
+                            .zip(out.chunks_mut(hd))
+                            .zip(stats.chunks_mut(2))
                         {
                             let sc = &mut scores[..n];
                             x86::attend_avx2::<1>(qh, segs, col, stride, sc, oh, st)
@@ -626,12 +633,7 @@ fn dot_q8_scalar<const R: usize>(kb: usize, w: Q8Row<'_>, xs: [Q8Row<'_>; R], ou
     }
 }
 
-fn dot_q4_1_scalar<const R: usize>(
-    kb: usize,
-    w: Q41Row<'_>,
-    xs: [Q8Row<'_>; R],
-    out: &mut [f32],
-) {
+fn dot_q4_1_scalar<const R: usize>(kb: usize, w: Q41Row<'_>, xs: [Q8Row<'_>; R], out: &mut [f32]) {
     for (j, o) in out.chunks_exact_mut(R).enumerate() {
         let (wd, wm) = (&w.d[j * kb..(j + 1) * kb], &w.m[j * kb..(j + 1) * kb]);
         let wq = &w.qs[j * kb * QK / 2..(j + 1) * kb * QK / 2];
@@ -864,10 +866,19 @@ mod x86 {
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
         let mut y = _mm256_set1_ps(1.987_569_1e-4);
-        for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+        for c in [
+            1.398_2e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5,
+        ] {
             y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
         }
-        let y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+        let y = _mm256_add_ps(
+            _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r),
+            _mm256_set1_ps(1.0),
+        );
         // 2^n through the exponent bits (n + 127 >= 0 after the clamp)
         let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(
             _mm256_cvtps_epi32(n),
@@ -928,7 +939,10 @@ mod x86 {
             unsafe {
                 let g = loadf(gate.as_ptr().add(i));
                 let e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), g));
-                let v = _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), loadf(up.as_ptr().add(i)));
+                let v = _mm256_mul_ps(
+                    _mm256_div_ps(g, _mm256_add_ps(one, e)),
+                    loadf(up.as_ptr().add(i)),
+                );
                 _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
             }
             i += 8;
@@ -956,17 +970,23 @@ mod x86 {
         let d = amax / 127.0;
         let id = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
         let round = |x: __m256| {
-            _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                _mm256_mul_ps(x, id),
-            ))
+            _mm256_cvtps_epi32(_mm256_round_ps::<
+                { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+            >(_mm256_mul_ps(x, id)))
         };
         let i = v.map(round);
         let total = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
-        let t4 = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256::<1>(total));
+        let t4 = _mm_add_epi32(
+            _mm256_castsi256_si128(total),
+            _mm256_extracti128_si256::<1>(total),
+        );
         let t2 = _mm_add_epi32(t4, _mm_unpackhi_epi64(t4, t4));
         let sum = _mm_cvtsi128_si32(_mm_add_epi32(t2, _mm_shuffle_epi32::<1>(t2)));
         // i32 → i16 → i8 packs interleave 128-bit lanes; the permutation restores the order
-        let p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+        let p = _mm256_packs_epi16(
+            _mm256_packs_epi32(i[0], i[1]),
+            _mm256_packs_epi32(i[2], i[3]),
+        );
         let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         // SAFETY: `q` is 32 writable bytes; the store is unaligned.
         unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast::<__m256i>(), p) };
@@ -1089,7 +1109,10 @@ mod x86 {
                         }
                         // SAFETY: `g · 8 + 8 <= kb` scales, mins and sums in every row.
                         let (wd, wm) = unsafe {
-                            (loadf(wds.as_ptr().add(g * GROUP)), loadf(wms.as_ptr().add(g * GROUP)))
+                            (
+                                loadf(wds.as_ptr().add(g * GROUP)),
+                                loadf(wms.as_ptr().add(g * GROUP)),
+                            )
                         };
                         for r in 0..R {
                             let ia = _mm256_add_epi32(ia[r], ib[r]);
@@ -1178,7 +1201,10 @@ mod x86 {
                 }
                 // SAFETY: `g · 8 + 8 <= kb` scales, mins and sums in every row.
                 let (wd, wm) = unsafe {
-                    (loadf(wds.as_ptr().add(g * GROUP)), loadf(wms.as_ptr().add(g * GROUP)))
+                    (
+                        loadf(wds.as_ptr().add(g * GROUP)),
+                        loadf(wms.as_ptr().add(g * GROUP)),
+                    )
                 };
                 for r in 0..R {
                     let s = _mm512_add_epi32(ia[r], ib[r]);
@@ -1557,8 +1583,15 @@ mod tests {
                 assert_eq!(narrow, got4, "512-bit and 256-bit Q4_1 kernels");
             }
             // a run of weight rows gives each row's own results
-            let (wqs2, wd2) = ([wqs.clone(), wqs.clone()].concat(), [wd.clone(), wd.clone()].concat());
-            let w2 = Q8Row { qs: &wqs2, d: &wd2, s: &[] };
+            let (wqs2, wd2) = (
+                [wqs.clone(), wqs.clone()].concat(),
+                [wd.clone(), wd.clone()].concat(),
+            );
+            let w2 = Q8Row {
+                qs: &wqs2,
+                d: &wd2,
+                s: &[],
+            };
             let mut both = [0f32; 8];
             k.dot_q8(kb, w2, x4, &mut both);
             assert_eq!(both[..4], got, "{isa:?}: a run of rows");
@@ -1573,6 +1606,27 @@ mod tests {
             assert_eq!(both[4..], got4, "{isa:?}: a run of rows");
             // attention of a group of heads over two segments against the scalar version,
             // and against each head alone
+            // a long single segment: the vectorised softmax body and wide heads
+            {
+                let (hd, stride, col, n) = (96, 96, 0, 20);
+                let bits = |x: Vec<f32>| -> Vec<u16> {
+                    x.iter()
+                        .map(|&v| half::f16::from_f32(v).to_bits())
+                        .collect()
+                };
+                let keys = bits(rows(30, n * stride));
+                let vals = bits(rows(31, n * stride));
+                let q = rows(32, 3 * hd);
+                let segs = [(&keys[..], &vals[..], n)];
+                let s = Kernels::new(Isa::Scalar).unwrap();
+                let (mut a, mut b) = (vec![0f32; 3 * hd], vec![0f32; 3 * hd]);
+                let mut scratch = Vec::new();
+                s.attend(&q, hd, &segs, col, stride, &mut scratch, &mut a);
+                k.attend(&q, hd, &segs, col, stride, &mut scratch, &mut b);
+                for (x, y) in a.iter().zip(&b) {
+                    assert!((x - y).abs() < 1e-5, "{isa:?}: long attention {x} vs {y}");
+                }
+            }
             let (hd, stride, col) = (16, 48, 16);
             let bits = |x: Vec<f32>| -> Vec<u16> {
                 x.iter()
@@ -1618,8 +1672,14 @@ mod tests {
                 let mut merged = vec![0f32; heads * hd];
                 merge_attention(&parts, heads, hd, &mut merged);
                 for ((a, b), w) in o.iter().zip(&merged).zip(&want) {
-                    assert!((f64::from(*a) - w).abs() < 1e-5, "{isa:?}: attention {a} vs {w}");
-                    assert!((f64::from(*b) - w).abs() < 1e-5, "{isa:?}: merged {b} vs {w}");
+                    assert!(
+                        (f64::from(*a) - w).abs() < 1e-5,
+                        "{isa:?}: attention {a} vs {w}"
+                    );
+                    assert!(
+                        (f64::from(*b) - w).abs() < 1e-5,
+                        "{isa:?}: merged {b} vs {w}"
+                    );
                 }
                 for h in 0..heads {
                     let mut one = vec![0f32; hd];
@@ -1636,7 +1696,10 @@ mod tests {
             for ((&g, &u), &v) in g.iter().zip(&up).zip(&got) {
                 let want = f64::from(g) / (1.0 + (-f64::from(g)).exp()) * f64::from(u);
                 let err = (f64::from(v) - want).abs();
-                assert!(err <= 1e-6 * want.abs() + 1e-30, "{isa:?}: silu({g}) {v} vs {want}");
+                assert!(
+                    err <= 1e-6 * want.abs() + 1e-30,
+                    "{isa:?}: silu({g}) {v} vs {want}"
+                );
             }
             let d = k.dot_f32(&a, &b);
             assert!((d - want_dot).abs() < 1e-4, "{isa:?}: {d} vs {want_dot}");
