@@ -204,6 +204,8 @@ pub struct Tree {
     pub id: String,
     /// The task.
     pub task: TaskRef,
+    /// The episode seed the root was reset with.
+    pub seed: u64,
     /// The instruction.
     pub instruction: String,
     /// Nodes; 0 is the root.
@@ -939,6 +941,7 @@ pub async fn search(
     let tree = Tree {
         id: episode_id(task, seed),
         task,
+        seed,
         instruction: obs.instruction.clone(),
         nodes: vec![Node {
             parent: None,

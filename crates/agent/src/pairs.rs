@@ -62,6 +62,13 @@ pub struct PreferencePair {
     pub node: usize,
     /// Depth of the node (steps from the root).
     pub depth: usize,
+    /// Episode seed of the tree's root.
+    #[serde(default)]
+    pub seed: u64,
+    /// The actions from the root to the node (replaying them after `reset(task, seed)`
+    /// reaches the node's state; empty for trajectory pairs and at the root).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<String>,
     /// Whether `prompt` is the policy's own prompt (`false`: [`render_prompt`]).
     pub prompt_from_policy: bool,
 }
@@ -119,6 +126,13 @@ pub fn step_pairs(
             .copied()
             .filter(|&c| tree.nodes[c].visits > 0)
             .collect();
+        if explored.len() < 2 {
+            continue;
+        }
+        let history: Vec<String> = tree.path(ni)[1..]
+            .iter()
+            .map(|&n| tree.nodes[n].action.clone())
+            .collect();
         for (a, &i) in explored.iter().enumerate() {
             for &j in &explored[a + 1..] {
                 let (ci, cj) = (&tree.nodes[i], &tree.nodes[j]);
@@ -162,6 +176,8 @@ pub fn step_pairs(
                     tree: tree.id.clone(),
                     node: ni,
                     depth: node.depth,
+                    seed: tree.seed,
+                    history: history.clone(),
                     prompt_from_policy: r.prompt_from_policy,
                 });
             }
@@ -232,6 +248,8 @@ pub fn trajectory_pairs(tree: &Tree, rollouts: &[Episode], values: &[f64]) -> Ve
                 tree: tree.id.clone(),
                 node: 0,
                 depth: 0,
+                seed: tree.seed,
+                history: Vec::new(),
                 prompt_from_policy: root.is_some_and(|r| r.prompt_from_policy),
             }
         })
