@@ -5,6 +5,8 @@
 //!   [`data`]: where the catalog comes from.
 //! - [`models`]: choosing and loading a language model (local with adapters, or OpenAI).
 //! - [`executor`]: the one worker pool every batch workflow runs on.
+//! - [`diagnose`]: failure modes of runs, the quality of preference pairs against the
+//!   oracle, and a trained model's effect on pair log-probs.
 //! - [`eval`], [`search`] (collection and test-time MCTS), [`demos`], [`train`],
 //!   [`aqloop`] (the Agent Q loop), [`report`].
 //!
@@ -15,6 +17,7 @@
 pub mod aqloop;
 pub mod data;
 pub mod demos;
+pub mod diagnose;
 pub mod envs;
 pub mod error;
 pub mod eval;

@@ -12,6 +12,8 @@ pub enum Stage {
     Demos,
     /// Optimiser steps of a training run.
     TrainSteps,
+    /// Preference pairs (scored or audited).
+    Pairs,
 }
 
 /// Receives a workflow's progress. Every method has a do-nothing default; implementations

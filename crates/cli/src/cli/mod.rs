@@ -8,6 +8,7 @@ mod aqloop;
 mod collect;
 mod data;
 mod demos;
+mod diagnose;
 mod envs;
 mod lm;
 mod lmargs;
@@ -85,6 +86,10 @@ pub enum Command {
     /// Speed measurements.
     #[command(subcommand)]
     Bench(lm::BenchCommand),
+    /// Why the Agent Q loop does or does not lift a model: failure modes of runs, pair
+    /// quality against the oracle, a trained model's effect on pair log-probs.
+    #[command(subcommand)]
+    Diagnose(diagnose::DiagnoseCommand),
 }
 
 /// `agentq fixtures …`
@@ -193,6 +198,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Collect(a) => collect::collect(a),
         Command::Replay(a) => runs::replay(a),
         Command::Report(a) => runs::report_cmd(a),
+        Command::Diagnose(c) => diagnose::diagnose(c),
         Command::Demos(a) => demos::demos_cmd(a),
         Command::Prompt(demos::PromptCommand::Show(a)) => demos::prompt_show(a),
         Command::Model(c) => lm::model(c),

@@ -26,6 +26,7 @@ fn template(stage: Stage) -> &'static str {
         Stage::Trees => "{spinner} [{bar:30}] {pos}/{len} trees {msg} ({elapsed}, eta {eta})",
         Stage::Demos => "demos [{bar:30}] {pos}/{len} {msg} ({eta})",
         Stage::TrainSteps => "train [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})",
+        Stage::Pairs => "pairs [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
     }
 }
 
