@@ -13,9 +13,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use agentq_agent::mcts::TerminalReward;
 use agentq_agent::policy::critic::CriticScheme;
 use agentq_env::Split;
 use agentq_train::trainer::Method;
+use agentq_trajectory::stats::{self, PairedDiff, RunIntervals};
 use agentq_trajectory::{self as trajectory, report, RunSummary};
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +38,10 @@ pub struct LoopConfig {
     pub iterations: usize,
     /// Train-split tasks searched each iteration (`0..5`, `3,7`, `all`).
     pub train_tasks: String,
-    /// Test-split tasks evaluated after each iteration (and before the first).
+    /// Tasks evaluated after each iteration (and before the first), of `eval_split`.
     pub eval_tasks: String,
+    /// The split evaluated: `test` for reported figures, `dev` to choose settings.
+    pub eval_split: Split,
     /// Base model (`None`: the fetched SmolLM2).
     pub model: Option<PathBuf>,
     /// Candidates per node (K).
@@ -46,6 +50,15 @@ pub struct LoopConfig {
     pub mcts_iterations: usize,
     /// MCTS depth cap.
     pub depth_cap: usize,
+    /// UCB1 exploration constant.
+    pub c_ucb: f64,
+    /// Weight of the search value Q̃ in the pair Q (`α·Q̃ + (1−α)·Q̂`; 1 = outcome only, no
+    /// AI feedback in the pairs).
+    pub alpha: f64,
+    /// Least |ΔQ| for a pair.
+    pub theta: f64,
+    /// Terminal value of the search: success (1/0) or WebShop's partial score.
+    pub reward: TerminalReward,
     /// Critic scheme.
     pub critic_scheme: CriticScheme,
     /// Step limit of evaluation (and collection) episodes.
@@ -82,10 +95,15 @@ impl Default for LoopConfig {
             iterations: 1,
             train_tasks: "0..5".into(),
             eval_tasks: "0..5".into(),
+            eval_split: Split::Test,
             model: None,
             k: 3,
             mcts_iterations: 3,
             depth_cap: 6,
+            c_ucb: 1.0,
+            alpha: 0.5,
+            theta: 0.1,
+            reward: TerminalReward::Success,
             critic_scheme: CriticScheme::Logprob,
             max_steps: 10,
             eval_mcts: false,
@@ -125,6 +143,19 @@ pub struct Row {
     pub pairs: usize,
     /// Adapters applied.
     pub adapters: Vec<PathBuf>,
+    /// 95 % intervals of the greedy evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greedy_ci: Option<RunIntervals>,
+    /// 95 % intervals of the MCTS evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcts_ci: Option<RunIntervals>,
+    /// The greedy evaluation's run directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greedy_dir: Option<PathBuf>,
+    /// Greedy success minus the starting row's (SFT, or base), in points, paired over
+    /// tasks with a bootstrap interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_start: Option<PairedDiff>,
 }
 
 impl Row {
@@ -208,6 +239,10 @@ fn search(a: &LoopConfig, adapters: &[PathBuf]) -> SearchSettings {
         critic: CriticKind::Llm,
         iterations: a.mcts_iterations,
         depth_cap: a.depth_cap,
+        c_ucb: a.c_ucb,
+        alpha: a.alpha,
+        theta: a.theta,
+        reward: a.reward,
         lm: model(a, adapters),
         ..SearchSettings::default()
     }
@@ -240,7 +275,7 @@ fn evaluate(
             || {
                 let mut c = EvalConfig::new(
                     AgentKind::Llm,
-                    TaskSelection::of(Split::Test, &a.eval_tasks),
+                    TaskSelection::of(a.eval_split, &a.eval_tasks),
                 );
                 c.parallel = a.parallel;
                 c.out = Some(g.clone());
@@ -253,13 +288,15 @@ fn evaluate(
             },
         )?;
     }
-    let greedy = RunSummary::of(&trajectory::load(&g)?.episodes);
+    let greedy_eps = trajectory::load(&g)?.episodes;
+    let greedy = RunSummary::of(&greedy_eps);
+    let mut mcts_ci = None;
     let mcts = if a.eval_mcts {
         let m = dir.join("eval-mcts");
         if !done(&m) {
             stage(&m, &format!("{name}: MCTS evaluation"), &**progress, || {
                 let tasks = a.mcts_eval_tasks.as_deref().unwrap_or(&a.eval_tasks);
-                let mut c = EvalConfig::new(AgentKind::Mcts, TaskSelection::of(Split::Test, tasks));
+                let mut c = EvalConfig::new(AgentKind::Mcts, TaskSelection::of(a.eval_split, tasks));
                 c.k = a.k;
                 c.parallel = a.parallel;
                 c.out = Some(m.clone());
@@ -271,7 +308,9 @@ fn evaluate(
                 r.check()
             })?;
         }
-        Some(RunSummary::of(&trajectory::load(&m)?.episodes))
+        let eps = trajectory::load(&m)?.episodes;
+        mcts_ci = Some(stats::run_intervals(&eps));
+        Some(RunSummary::of(&eps))
     } else {
         None
     };
@@ -284,6 +323,10 @@ fn evaluate(
         mcts_wall_s: wall(&dir.join("eval-mcts")),
         pairs,
         adapters: adapters.to_vec(),
+        greedy_ci: Some(stats::run_intervals(&greedy_eps)),
+        mcts_ci,
+        greedy_dir: Some(g),
+        vs_start: None,
     })
 }
 
@@ -416,50 +459,107 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
     })
 }
 
-/// Writes `results.json`, `results.md` and `results.svg` for the rows so far.
+/// The row the others are compared with: the first one after zero-shot (SFT or base).
+fn start_row(rows: &[Row]) -> usize {
+    rows.iter()
+        .position(|r| r.stage_name() != "zero-shot")
+        .unwrap_or(0)
+}
+
+/// Fills every row's paired difference against the starting row (from their episodes).
+fn with_differences(rows: &[Row]) -> Result<Vec<Row>> {
+    let mut rows = rows.to_vec();
+    let start = start_row(&rows);
+    let Some(base_dir) = rows.get(start).and_then(|r| r.greedy_dir.clone()) else {
+        return Ok(rows);
+    };
+    let base = trajectory::load(&base_dir)?.episodes;
+    for (i, r) in rows.iter_mut().enumerate() {
+        if i == start {
+            continue;
+        }
+        if let Some(d) = &r.greedy_dir {
+            let eps = trajectory::load(d)?.episodes;
+            let (a, b) = stats::matched(&base, &eps, stats::success_points);
+            r.vs_start = Some(stats::paired_bootstrap(&a, &b));
+        }
+    }
+    Ok(rows)
+}
+
+fn with_ci(value: String, ci: Option<stats::Interval>) -> String {
+    match ci {
+        Some(c) => format!("{value} ({:.1}–{:.1})", c.lo, c.hi),
+        None => value,
+    }
+}
+
+/// Writes `results.json`, `results.md` and `results.svg` for the rows so far: every
+/// figure with its 95 % interval (Wilson for success rates, bootstrap for scores), and each
+/// row's greedy success against the starting row by a paired bootstrap over tasks.
 pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
-    trajectory::write_atomic(&out.join("results.json"), &serde_json::to_vec_pretty(rows)?)?;
+    let rows = with_differences(rows)?;
+    let start = start_row(&rows);
+    trajectory::write_atomic(&out.join("results.json"), &serde_json::to_vec_pretty(&rows)?)?;
     let mut md = String::from(
-        "| stage | pairs | greedy tasks | greedy score | greedy success | greedy wall | MCTS tasks | MCTS score | MCTS success | MCTS wall |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| stage | pairs | greedy tasks | greedy score (95% CI) | greedy success (95% CI) | Δ success vs start, points (95% CI) | greedy wall | MCTS tasks | MCTS score | MCTS success (95% CI) | MCTS wall |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for r in rows {
+    for (i, r) in rows.iter().enumerate() {
         let m = |f: &dyn Fn(&RunSummary) -> String| r.mcts.as_ref().map(f).unwrap_or("—".into());
+        let delta = if i == start {
+            "(start)".to_string()
+        } else {
+            r.vs_start
+                .map(|d| {
+                    format!(
+                        "{:+.1} ({:+.1} to {:+.1}), {} tasks",
+                        d.diff, d.ci.lo, d.ci.hi, d.tasks
+                    )
+                })
+                .unwrap_or("—".into())
+        };
         md.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.1}% | {:.0} s | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.0} s | {} | {} | {} | {} |\n",
             r.stage_name(),
             r.pairs,
             r.greedy.episodes,
-            r.greedy.score,
-            r.greedy.success_rate,
+            with_ci(format!("{:.1}", r.greedy.score), r.greedy_ci.map(|c| c.score)),
+            with_ci(
+                format!("{:.1}%", r.greedy.success_rate),
+                r.greedy_ci.map(|c| c.success)
+            ),
+            delta,
             r.greedy_wall_s,
             m(&|s| s.episodes.to_string()),
             m(&|s| format!("{:.1}", s.score)),
-            m(&|s| format!("{:.1}%", s.success_rate)),
+            m(&|s| with_ci(format!("{:.1}%", s.success_rate), r.mcts_ci.map(|c| c.success))),
             m(&|_| format!("{:.0} s", r.mcts_wall_s)),
         ));
     }
     trajectory::write_atomic(&out.join("results.md"), md.as_bytes())?;
-    // Rows in order on the x axis (zero-shot, SFT/base, iteration 1, …).
-    let pts = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<(f64, f64)> {
-        rows.iter()
-            .enumerate()
-            .filter_map(|(i, r)| f(r).map(|y| (i as f64, y)))
-            .collect()
-    };
-    let mut svg =
-        String::from("<svg xmlns='http://www.w3.org/2000/svg' width='740' height='190'><g>");
-    svg.push_str(&report::line_chart(
-        "greedy success rate (%) by stage",
-        "stage",
-        &pts(&|r| Some(r.greedy.success_rate)),
-    ));
-    svg.push_str("</g><g transform='translate(370,0)'>");
-    svg.push_str(&report::line_chart(
-        "greedy score by stage",
-        "stage",
-        &pts(&|r| Some(r.greedy.score)),
-    ));
-    svg.push_str("</g></svg>\n");
-    trajectory::write_atomic(&out.join("results.svg"), svg.as_bytes())?;
+    let names: Vec<String> = rows.iter().map(Row::stage_name).collect();
+    let greedy = |f: &dyn Fn(&Row) -> Option<(f64, stats::Interval)>| rows.iter().map(f).collect();
+    let svg = report::interval_chart(
+        "success rate (%) by stage, 95 % intervals",
+        &names,
+        &[
+            report::IntervalSeries {
+                name: "greedy",
+                colour: "#2f5bd3",
+                values: greedy(&|r| r.greedy_ci.map(|c| (r.greedy.success_rate, c.success))),
+            },
+            report::IntervalSeries {
+                name: "MCTS (env verifier)",
+                colour: "#d97706",
+                values: greedy(&|r| {
+                    r.mcts
+                        .as_ref()
+                        .zip(r.mcts_ci)
+                        .map(|(m, c)| (m.success_rate, c.success))
+                }),
+            },
+        ],
+    );
+    trajectory::write_atomic(&out.join("results.svg"), format!("{svg}\n").as_bytes())?;
     Ok(())
 }

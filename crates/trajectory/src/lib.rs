@@ -13,6 +13,7 @@
 //! `trajectory` depends on `env` for types only; it never runs an environment.
 
 pub mod report;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -229,6 +229,84 @@ pub fn line_chart(title: &str, x_label: &str, points: &[(f64, f64)]) -> String {
     s
 }
 
+/// One series of [`interval_chart`]: a name, a colour and per category an estimate with its
+/// 95 % interval (`None`: not measured).
+pub struct IntervalSeries<'a> {
+    /// Legend name.
+    pub name: &'a str,
+    /// SVG colour.
+    pub colour: &'a str,
+    /// Per category: (estimate, interval).
+    pub values: Vec<Option<(f64, crate::stats::Interval)>>,
+}
+
+/// A dot-and-whisker chart on a 0–100 axis: per category (x) every series' estimate as a
+/// dot with its 95 % interval as a bar.
+pub fn interval_chart(title: &str, categories: &[String], series: &[IntervalSeries<'_>]) -> String {
+    let n = categories.len().max(1) as f64;
+    let (pad_l, pad_b, pad_t) = (40.0, 46.0, 34.0);
+    let w = (pad_l + 90.0 * n + 20.0).max(360.0);
+    let h = 240.0;
+    let base = h - pad_b;
+    let py = |y: f64| base - y.clamp(0.0, 100.0) / 100.0 * (base - pad_t);
+    let slot = (w - pad_l - 20.0) / n;
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{t}"><text x="{pad_l}" y="14" font-size="12" font-weight="600">{t}</text>"#,
+        t = esc(title)
+    );
+    for (i, se) in series.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<circle cx='{}' cy='24' r='3' fill='{c}'/><text x='{}' y='27' font-size='10'>{}</text>",
+            pad_l + 6.0 + 150.0 * i as f64,
+            pad_l + 12.0 + 150.0 * i as f64,
+            esc(se.name),
+            c = esc(se.colour)
+        );
+    }
+    for v in [0.0, 50.0, 100.0] {
+        let _ = write!(
+            s,
+            "<line x1='{pad_l}' y1='{y:.1}' x2='{}' y2='{y:.1}' stroke='#eaecf0'/><text x='{}' y='{:.1}' font-size='10' text-anchor='end' fill='#667085'>{v}</text>",
+            w - 10.0,
+            pad_l - 4.0,
+            py(v) + 3.0,
+            y = py(v)
+        );
+    }
+    let k = series.len().max(1) as f64;
+    for (ci, cat) in categories.iter().enumerate() {
+        let x0 = pad_l + slot * ci as f64;
+        let _ = write!(
+            s,
+            "<text x='{:.1}' y='{:.1}' font-size='10' text-anchor='middle' fill='#344054'>{}</text>",
+            x0 + slot / 2.0,
+            base + 16.0,
+            esc(cat)
+        );
+        for (si, se) in series.iter().enumerate() {
+            let Some(Some((y, iv))) = se.values.get(ci) else {
+                continue;
+            };
+            let x = x0 + slot * (si as f64 + 1.0) / (k + 1.0);
+            let _ = write!(
+                s,
+                "<line x1='{x:.1}' y1='{:.1}' x2='{x:.1}' y2='{:.1}' stroke='{c}' stroke-width='1.5'/><circle cx='{x:.1}' cy='{:.1}' r='3' fill='{c}'><title>{}: {} ({}–{})</title></circle>",
+                py(iv.lo),
+                py(iv.hi),
+                py(*y),
+                esc(se.name),
+                fmt_f(*y, 1),
+                fmt_f(iv.lo, 1),
+                fmt_f(iv.hi, 1),
+                c = esc(se.colour)
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
 /// Colour of a value in [0, 1]: red → amber → green.
 fn q_colour(q: f64) -> String {
     let q = if q.is_finite() {

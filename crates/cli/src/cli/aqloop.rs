@@ -75,9 +75,25 @@ pub struct LoopArgs {
     /// SFT learning rate (LoRA; with `--sft-tasks`).
     #[arg(long, default_value_t = 1e-3)]
     pub sft_lr: f64,
-    /// Test-split tasks of the MCTS evaluation (default: the `--eval-tasks`).
+    /// Tasks of the MCTS evaluation (default: the `--eval-tasks`).
     #[arg(long)]
     pub mcts_eval_tasks: Option<String>,
+    /// Split of the evaluations: test for reported figures, dev to choose settings.
+    #[arg(long, default_value = "test")]
+    pub eval_split: agentq_env::Split,
+    /// UCB1 exploration constant of the search.
+    #[arg(long, default_value_t = 1.0)]
+    pub c_ucb: f64,
+    /// Weight of the search value in a pair's Q (α·Q̃ + (1−α)·Q̂); 1 = outcome only, the
+    /// critic orders the search but does not label pairs.
+    #[arg(long, default_value_t = 0.5)]
+    pub alpha: f64,
+    /// Least |ΔQ| for a preference pair.
+    #[arg(long, default_value_t = 0.1)]
+    pub theta: f64,
+    /// Terminal value of the search: success (1/0) or partial (WebShop's score).
+    #[arg(long, value_enum, default_value_t = super::collect::RewardArg::Success)]
+    pub reward: super::collect::RewardArg,
 }
 
 impl LoopArgs {
@@ -87,10 +103,15 @@ impl LoopArgs {
             iterations: self.iterations,
             train_tasks: self.train_tasks.clone(),
             eval_tasks: self.eval_tasks.clone(),
+            eval_split: self.eval_split,
             model: self.model.clone(),
             k: self.k,
             mcts_iterations: self.mcts_iterations,
             depth_cap: self.depth_cap,
+            c_ucb: self.c_ucb,
+            alpha: self.alpha,
+            theta: self.theta,
+            reward: self.reward.into(),
             critic_scheme: self.critic_scheme,
             max_steps: self.max_steps,
             eval_mcts: self.eval_mcts,
@@ -210,5 +231,10 @@ pub fn quickstart(q: QuickstartArgs) -> Result<()> {
         sft_epochs: 2,
         sft_lr: 1e-3,
         mcts_eval_tasks: None,
+        eval_split: agentq_env::Split::Test,
+        c_ucb: 1.0,
+        alpha: 0.5,
+        theta: 0.1,
+        reward: super::collect::RewardArg::Success,
     })
 }
