@@ -5,6 +5,8 @@
 mod browser;
 // `agentq run` / `agentq serve` end to end.
 mod cli_run;
+// `agentq diagnose`: failure modes and the pair audit.
+mod diagnose;
 // Env API: driver conformance, parity, scripted purchases.
 mod env;
 // Committed fixtures, regeneration and the `fixtures`/`tasks` commands.
