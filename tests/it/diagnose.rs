@@ -16,8 +16,14 @@ fn failure_modes_add_up_and_see_the_oracle_succeed() {
         ok_stdout(&agentq(
             &root(),
             &[
-                "eval", "--agent", agent, "--tasks", "0..12", "--out",
-                out.to_str().unwrap(), "--json",
+                "eval",
+                "--agent",
+                agent,
+                "--tasks",
+                "0..12",
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
             ],
         ));
     }
@@ -44,8 +50,14 @@ fn pair_audit_replays_the_node_and_judges_against_the_oracle() {
     ok_stdout(&agentq(
         &root(),
         &[
-            "eval", "--agent", "oracle", "--tasks", "0..1", "--out",
-            run.to_str().unwrap(), "--json",
+            "eval",
+            "--agent",
+            "oracle",
+            "--tasks",
+            "0..1",
+            "--out",
+            run.to_str().unwrap(),
+            "--json",
         ],
     ));
     // The oracle's episode: a search, then the results page with the target on it.
@@ -100,7 +112,11 @@ fn pair_audit_replays_the_node_and_judges_against_the_oracle() {
     assert_eq!(v["oracle"], target.as_str(), "{v}");
     assert_eq!(v["after_chosen"]["reward"], 1.0, "{v}");
     // A bad line is an error naming the file and line.
-    std::fs::write(&file, format!("{}\nnot json\n", pair(&other, &target, (0.5, 0.5)))).unwrap();
+    std::fs::write(
+        &file,
+        format!("{}\nnot json\n", pair(&other, &target, (0.5, 0.5))),
+    )
+    .unwrap();
     let out = agentq(&root(), &["diagnose", "pairs", file.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -327,6 +327,79 @@ fn demos_are_valid_actions_in_the_policy_prompt_format() {
 }
 
 #[test]
+fn rft_examples_from_a_run_are_its_successful_episodes_in_the_demo_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    let run = |agent: &str, out: &str| {
+        ok_stdout(&agentq(
+            &root(),
+            &[
+                "eval", "--agent", agent, "--split", "train", "--tasks", "0..6", "--out", out,
+                "--json",
+            ],
+        ))
+    };
+    // From an oracle run: exactly what `agentq demos` writes for the same tasks.
+    run("oracle", &p("oracle"));
+    ok_stdout(&agentq(
+        &root(),
+        &[
+            "demos",
+            "--split",
+            "train",
+            "--tasks",
+            "0..6",
+            "--out",
+            &p("demos.jsonl"),
+        ],
+    ));
+    ok_stdout(&agentq(
+        &root(),
+        &[
+            "demos",
+            "--from-run",
+            &p("oracle"),
+            "--out",
+            &p("rft.jsonl"),
+        ],
+    ));
+    // (Episodes are in the order they finished; demos in task order.)
+    let sorted = |f: &str| {
+        let t = std::fs::read_to_string(p(f)).unwrap();
+        let mut v: Vec<String> = t.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let (demos, rft) = (sorted("demos.jsonl"), sorted("rft.jsonl"));
+    assert!(demos.len() >= 6 * 3, "{} examples", demos.len());
+    assert!(
+        demos == rft,
+        "{} demo lines vs {} from the run",
+        demos.len(),
+        rft.len()
+    );
+    // From a random run: only its successful episodes, one example per valid step.
+    let summary: serde_json::Value = serde_json::from_str(&run("random", &p("random"))).unwrap();
+    ok_stdout(&agentq(
+        &root(),
+        &[
+            "demos",
+            "--from-run",
+            &p("random"),
+            "--out",
+            &p("rft2.jsonl"),
+        ],
+    ));
+    let text = std::fs::read_to_string(p("rft2.jsonl")).unwrap();
+    let wins = summary["success_rate"].as_f64().unwrap();
+    assert_eq!(text.is_empty(), wins == 0.0, "{summary}");
+    for l in text.lines() {
+        let ex: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(ex["episode_reward"], 1.0, "{ex}");
+    }
+}
+
+#[test]
 fn http_eval_replays_identically_in_process() {
     let server = crate::cli_run::serve();
     let tmp = tempfile::tempdir().unwrap();

@@ -240,9 +240,24 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
         assert_eq!(r["mcts"]["episodes"], 1, "one MCTS task: {r}");
         assert!(r["greedy_wall_s"].as_f64().unwrap() > 0.0, "{r}");
     }
-    assert!(std::fs::read_to_string(out.join("results.md"))
-        .unwrap()
-        .contains("| zero-shot |"));
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        md.contains("| zero-shot |") && md.contains("(start)"),
+        "{md}"
+    );
+    for r in rows {
+        let ci = &r["greedy_ci"]["success"];
+        assert!(ci["lo"].as_f64().unwrap() <= r["greedy"]["success_rate"].as_f64().unwrap());
+        assert!(ci["hi"].as_f64().unwrap() >= r["greedy"]["success_rate"].as_f64().unwrap());
+    }
+    // Each row but the start is compared with the SFT row, task by task.
+    assert_eq!(rows[2]["vs_start"]["tasks"], 1, "{}", rows[2]);
+    assert!(rows[1].get("vs_start").is_none(), "{}", rows[1]);
+    let svg = std::fs::read_to_string(out.join("results.svg")).unwrap();
+    assert!(
+        svg.contains("95 % intervals") && svg.contains("iteration 1"),
+        "{svg}"
+    );
     let mcts_run = agentq::trajectory::load(&out.join("iter-1/eval-mcts")).unwrap();
     assert_eq!(
         mcts_run.episodes[0].header.task, "test:1",

@@ -98,12 +98,12 @@ impl Default for LoopConfig {
             eval_split: Split::Test,
             model: None,
             k: 3,
-            mcts_iterations: 3,
+            mcts_iterations: 10,
             depth_cap: 6,
             c_ucb: 1.0,
-            alpha: 0.5,
+            alpha: 1.0,
             theta: 0.1,
-            reward: TerminalReward::Success,
+            reward: TerminalReward::Partial,
             critic_scheme: CriticScheme::Logprob,
             max_steps: 10,
             eval_mcts: false,
@@ -296,7 +296,8 @@ fn evaluate(
         if !done(&m) {
             stage(&m, &format!("{name}: MCTS evaluation"), &**progress, || {
                 let tasks = a.mcts_eval_tasks.as_deref().unwrap_or(&a.eval_tasks);
-                let mut c = EvalConfig::new(AgentKind::Mcts, TaskSelection::of(a.eval_split, tasks));
+                let mut c =
+                    EvalConfig::new(AgentKind::Mcts, TaskSelection::of(a.eval_split, tasks));
                 c.k = a.k;
                 c.parallel = a.parallel;
                 c.out = Some(m.clone());
@@ -500,7 +501,10 @@ fn with_ci(value: String, ci: Option<stats::Interval>) -> String {
 pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
     let rows = with_differences(rows)?;
     let start = start_row(&rows);
-    trajectory::write_atomic(&out.join("results.json"), &serde_json::to_vec_pretty(&rows)?)?;
+    trajectory::write_atomic(
+        &out.join("results.json"),
+        &serde_json::to_vec_pretty(&rows)?,
+    )?;
     let mut md = String::from(
         "| stage | pairs | greedy tasks | greedy score (95% CI) | greedy success (95% CI) | Δ success vs start, points (95% CI) | greedy wall | MCTS tasks | MCTS score | MCTS success (95% CI) | MCTS wall |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -523,7 +527,10 @@ pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
             r.stage_name(),
             r.pairs,
             r.greedy.episodes,
-            with_ci(format!("{:.1}", r.greedy.score), r.greedy_ci.map(|c| c.score)),
+            with_ci(
+                format!("{:.1}", r.greedy.score),
+                r.greedy_ci.map(|c| c.score)
+            ),
             with_ci(
                 format!("{:.1}%", r.greedy.success_rate),
                 r.greedy_ci.map(|c| c.success)
@@ -532,7 +539,10 @@ pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
             r.greedy_wall_s,
             m(&|s| s.episodes.to_string()),
             m(&|s| format!("{:.1}", s.score)),
-            m(&|s| with_ci(format!("{:.1}%", s.success_rate), r.mcts_ci.map(|c| c.success))),
+            m(&|s| with_ci(
+                format!("{:.1}%", s.success_rate),
+                r.mcts_ci.map(|c| c.success)
+            )),
             m(&|_| format!("{:.0} s", r.mcts_wall_s)),
         ));
     }

@@ -1,7 +1,9 @@
 //! SFT demonstrations: the oracle's successful episodes as prompt/response examples in the
-//! LLM policy's prompt format, written atomically to one JSONL file.
+//! LLM policy's prompt format, written atomically to one JSONL file; and the same from a
+//! run's own successful episodes (RFT: rejection-sampling fine-tuning on what the model
+//! itself got right, e.g. the rollouts of a collection).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agentq_agent::policy::prompt::PromptMode;
@@ -81,5 +83,34 @@ pub fn demos(c: &DemosConfig, progress: &dyn Progress) -> Result<DemosReport> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     agentq_trajectory::write_atomic(&c.out, &buf)?;
+    Ok(DemosReport { examples, skipped })
+}
+
+/// Writes the examples of the successful episodes of `run` (a run directory or episodes
+/// file), each distinct action sequence of a task once, in file order: RFT's data.
+/// `skipped` counts the episodes left out (unsuccessful or repeated).
+pub fn run_examples(run: &Path, mode: PromptMode, out: &Path) -> Result<DemosReport> {
+    let eps = agentq_trajectory::load(run)
+        .with_context(|| format!("reading {}", run.display()))?
+        .episodes;
+    let mut seen = std::collections::HashSet::new();
+    let mut buf = Vec::new();
+    let (mut examples, mut skipped) = (0usize, 0usize);
+    for ep in &eps {
+        let actions: Vec<&str> = ep.steps.iter().map(|s| s.action.as_str()).collect();
+        if !ep.summary.success || !seen.insert((ep.header.task.clone(), actions.join("\n"))) {
+            skipped += 1;
+            continue;
+        }
+        for ex in demos::examples(ep, mode) {
+            serde_json::to_writer(&mut buf, &ex)?;
+            buf.push(b'\n');
+            examples += 1;
+        }
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    agentq_trajectory::write_atomic(out, &buf)?;
     Ok(DemosReport { examples, skipped })
 }

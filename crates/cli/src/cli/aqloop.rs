@@ -36,7 +36,7 @@ pub struct LoopArgs {
     #[arg(long, default_value_t = 3)]
     pub k: usize,
     /// MCTS iterations per task.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 10)]
     pub mcts_iterations: usize,
     /// MCTS depth cap.
     #[arg(long, default_value_t = 6)]
@@ -85,14 +85,16 @@ pub struct LoopArgs {
     #[arg(long, default_value_t = 1.0)]
     pub c_ucb: f64,
     /// Weight of the search value in a pair's Q (α·Q̃ + (1−α)·Q̂); 1 = outcome only, the
-    /// critic orders the search but does not label pairs.
-    #[arg(long, default_value_t = 0.5)]
+    /// critic orders the search but does not label pairs (the default: critic-labelled
+    /// pairs of SmolLM2 were coin flips, docs/diagnosis.md; 0.5 is the paper's mix).
+    #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
     /// Least |ΔQ| for a preference pair.
     #[arg(long, default_value_t = 0.1)]
     pub theta: f64,
-    /// Terminal value of the search: success (1/0) or partial (WebShop's score).
-    #[arg(long, value_enum, default_value_t = super::collect::RewardArg::Success)]
+    /// Terminal value of the search: success (1/0) or partial (WebShop's score; the default,
+    /// because 1/0 values of a weak model tie almost everywhere). Success stays the metric.
+    #[arg(long, value_enum, default_value_t = super::collect::RewardArg::Partial)]
     pub reward: super::collect::RewardArg,
 }
 
@@ -217,7 +219,7 @@ pub fn quickstart(q: QuickstartArgs) -> Result<()> {
         out: q.out,
         model: q.model,
         k: 3,
-        mcts_iterations: 3,
+        mcts_iterations: 10,
         depth_cap: 6,
         critic_scheme: CriticScheme::Logprob,
         max_steps: q.max_steps,
@@ -233,8 +235,8 @@ pub fn quickstart(q: QuickstartArgs) -> Result<()> {
         mcts_eval_tasks: None,
         eval_split: agentq_env::Split::Test,
         c_ucb: 1.0,
-        alpha: 0.5,
+        alpha: 1.0,
         theta: 0.1,
-        reward: super::collect::RewardArg::Success,
+        reward: super::collect::RewardArg::Partial,
     })
 }

@@ -29,6 +29,11 @@ pub struct DemosArgs {
     /// Output JSONL file (written atomically).
     #[arg(long)]
     pub out: PathBuf,
+    /// Instead of running the oracle: the successful episodes of this run directory (or
+    /// episodes file), each distinct action sequence of a task once (RFT's data, e.g. from
+    /// a collection's rollouts).
+    #[arg(long)]
+    pub from_run: Option<PathBuf>,
     #[command(flatten)]
     pub env: EnvArgs,
 }
@@ -41,7 +46,10 @@ pub fn demos_cmd(a: DemosArgs) -> Result<()> {
         out: a.out.clone(),
         env: a.env.settings(),
     };
-    let r = agentq_app::demos::demos(&c, &Bars::default())?;
+    let r = match &a.from_run {
+        Some(run) => agentq_app::demos::run_examples(run, a.mode, &a.out)?,
+        None => agentq_app::demos::demos(&c, &Bars::default())?,
+    };
     eprintln!(
         "wrote {} examples ({} mode, prompt {}) to {}{}",
         r.examples,
@@ -49,7 +57,7 @@ pub fn demos_cmd(a: DemosArgs) -> Result<()> {
         prompt::PROMPT_VERSION,
         a.out.display(),
         if r.skipped > 0 {
-            format!("; {} unsuccessful episodes left out", r.skipped)
+            format!("; {} unsuccessful or repeated episodes left out", r.skipped)
         } else {
             String::new()
         }
