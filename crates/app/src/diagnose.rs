@@ -101,8 +101,8 @@ pub fn failure_modes(episodes: &[Episode], knows: &dyn GoalKnowledge) -> Result<
         let mut opened = false;
         let mut picked: Vec<String> = Vec::new();
         let mut bought_target = None;
+        let target_link = format!("click[{target}]");
         for s in &e.steps {
-            let target_link = format!("click[{target}]");
             if s.available_actions
                 .iter()
                 .any(|a| a.to_lowercase() == target_link)

@@ -3,7 +3,6 @@
 //! turns flags into its inputs and prints its reports (text, or JSON with `--json`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use agentq_app::diagnose::{self, PairGroup};
 use anyhow::Result;
@@ -168,7 +167,7 @@ pub fn diagnose(c: DiagnoseCommand) -> Result<()> {
             after.adapters.extend(a.trained.iter().cloned());
             let pairs = diagnose::read_pairs(&pairs_file(&a.pairs))?;
             let (mb, ma) = (before.load()?, after.load()?);
-            let s = diagnose::score_pairs(&pairs, &*mb, &*ma, &*Arc::new(Bars::default()))?;
+            let s = diagnose::score_pairs(&pairs, &*mb, &*ma, &Bars::default())?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
                 return Ok(());
