@@ -255,7 +255,8 @@ fn summary_line(s: &RunSummary) -> String {
     )
 }
 
-/// Greedy (and MCTS) evaluation of the model `adapters` give into `dir/eval-*`, as a row.
+/// Greedy (and MCTS) evaluation of the model `adapters` give into `dir/eval-*`, as a row
+/// (its paired difference left for the caller), with the greedy episodes.
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
     a: &LoopConfig,
@@ -265,7 +266,7 @@ fn evaluate(
     iteration: usize,
     pairs: usize,
     progress: &Arc<dyn Progress>,
-) -> Result<Row> {
+) -> Result<(Row, Vec<trajectory::Episode>)> {
     let g = dir.join("eval-greedy");
     if !done(&g) {
         stage(
@@ -315,7 +316,7 @@ fn evaluate(
     } else {
         None
     };
-    Ok(Row {
+    let row = Row {
         stage: name.to_string(),
         iteration,
         greedy,
@@ -328,7 +329,14 @@ fn evaluate(
         mcts_ci,
         greedy_dir: Some(g),
         vs_start: None,
-    })
+    };
+    Ok((row, greedy_eps))
+}
+
+/// Greedy success of `eps` minus the starting row's, paired over tasks.
+fn versus(start: &[trajectory::Episode], eps: &[trajectory::Episode]) -> PairedDiff {
+    let (a, b) = stats::matched(start, eps, stats::success_points);
+    stats::paired_bootstrap(&a, &b)
 }
 
 fn count_lines(p: &Path) -> usize {
@@ -347,10 +355,13 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
         &serde_json::to_vec_pretty(&settings)?,
     )?;
     let mut rows = Vec::new();
+    let mut zero_shot = None;
     let mut adapters: Vec<PathBuf> = Vec::new();
     if let Some(tasks) = &a.sft_tasks {
         let zero = a.out.join("zero-shot");
-        rows.push(evaluate(a, &zero, &[], "zero-shot", 0, 0, &progress)?);
+        let (row, eps) = evaluate(a, &zero, &[], "zero-shot", 0, 0, &progress)?;
+        rows.push(row);
+        zero_shot = Some(eps);
         write_results(&a.out, &rows)?;
         let sft = a.out.join("sft");
         let demos_file = sft.join("demos.jsonl");
@@ -381,7 +392,11 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
     }
     let base = a.out.join("iter-0");
     let stage0 = if a.sft_tasks.is_some() { "SFT" } else { "base" };
-    rows.push(evaluate(a, &base, &adapters, stage0, 0, 0, &progress)?);
+    let (row, start) = evaluate(a, &base, &adapters, stage0, 0, 0, &progress)?;
+    if let Some(z) = &zero_shot {
+        rows[0].vs_start = Some(versus(&start, z));
+    }
+    rows.push(row);
     write_results(&a.out, &rows)?;
     for i in 1..=a.iterations {
         let dir = a.out.join(format!("iter-{i}"));
@@ -443,7 +458,9 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
         }
         // 3. Evaluate.
         let name = format!("iteration {i}");
-        rows.push(evaluate(a, &dir, &adapters, &name, i, pairs, &progress)?);
+        let (mut row, eps) = evaluate(a, &dir, &adapters, &name, i, pairs, &progress)?;
+        row.vs_start = Some(versus(&start, &eps));
+        rows.push(row);
         // The table so far, so a long loop shows its finished rows.
         write_results(&a.out, &rows)?;
     }
@@ -467,27 +484,6 @@ fn start_row(rows: &[Row]) -> usize {
         .unwrap_or(0)
 }
 
-/// Fills every row's paired difference against the starting row (from their episodes).
-fn with_differences(rows: &[Row]) -> Result<Vec<Row>> {
-    let mut rows = rows.to_vec();
-    let start = start_row(&rows);
-    let Some(base_dir) = rows.get(start).and_then(|r| r.greedy_dir.clone()) else {
-        return Ok(rows);
-    };
-    let base = trajectory::load(&base_dir)?.episodes;
-    for (i, r) in rows.iter_mut().enumerate() {
-        if i == start {
-            continue;
-        }
-        if let Some(d) = &r.greedy_dir {
-            let eps = trajectory::load(d)?.episodes;
-            let (a, b) = stats::matched(&base, &eps, stats::success_points);
-            r.vs_start = Some(stats::paired_bootstrap(&a, &b));
-        }
-    }
-    Ok(rows)
-}
-
 fn with_ci(value: String, ci: Option<stats::Interval>) -> String {
     match ci {
         Some(c) => format!("{value} ({:.1}–{:.1})", c.lo, c.hi),
@@ -499,12 +495,8 @@ fn with_ci(value: String, ci: Option<stats::Interval>) -> String {
 /// figure with its 95 % interval (Wilson for success rates, bootstrap for scores), and each
 /// row's greedy success against the starting row by a paired bootstrap over tasks.
 pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
-    let rows = with_differences(rows)?;
-    let start = start_row(&rows);
-    trajectory::write_atomic(
-        &out.join("results.json"),
-        &serde_json::to_vec_pretty(&rows)?,
-    )?;
+    let start = start_row(rows);
+    trajectory::write_atomic(&out.join("results.json"), &serde_json::to_vec_pretty(rows)?)?;
     let mut md = String::from(
         "| stage | pairs | greedy tasks | greedy score (95% CI) | greedy success (95% CI) | Δ success vs start, points (95% CI) | greedy wall | MCTS tasks | MCTS score | MCTS success (95% CI) | MCTS wall |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
