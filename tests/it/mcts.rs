@@ -278,6 +278,38 @@ async fn visits_concentrate_on_the_best_path() {
 }
 
 #[tokio::test]
+async fn pairs_of_every_sibling_relabel_to_the_pairs_of_any_alpha_and_theta() {
+    let c = cfg(30);
+    let (r, _) = fake_search(&c, &ProposalOrder).await;
+    let opts = |alpha: f64, theta: f64| PairOptions {
+        alpha,
+        theta,
+        trajectory: false,
+    };
+    let all = pairs::step_pairs(&r.tree, &opts(1.0, -1.0), &pairs::action_completion);
+    let mut differ = false;
+    for alpha in [1.0, 0.5, 0.0] {
+        for theta in [0.0, 0.1, 0.3] {
+            let want = pairs::step_pairs(&r.tree, &opts(alpha, theta), &pairs::action_completion);
+            let got: Vec<_> = all.iter().filter_map(|p| p.relabel(alpha, theta)).collect();
+            assert_eq!(got, want, "alpha {alpha}, theta {theta}");
+            differ |= want.len() != all.len();
+        }
+    }
+    assert!(
+        differ,
+        "some setting must drop pairs, or the test shows nothing"
+    );
+    let mixed = pairs::step_pairs(&r.tree, &opts(0.0, 0.0), &pairs::action_completion);
+    assert!(
+        mixed.iter().any(|p| all
+            .iter()
+            .any(|q| q.node == p.node && q.chosen == p.rejected)),
+        "a critic-only label reverses some outcome label"
+    );
+}
+
+#[tokio::test]
 async fn pairs_prefer_the_better_child_with_reference_logprobs() {
     let c = cfg(30);
     let (r, _) = fake_search(&c, &ProposalOrder).await;

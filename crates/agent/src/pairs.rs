@@ -73,6 +73,36 @@ pub struct PreferencePair {
     pub prompt_from_policy: bool,
 }
 
+impl PreferencePair {
+    /// The pair as [`step_pairs`] would label it under another `alpha` and `theta`: `None`
+    /// when its two preference Qs differ by `theta` or less, chosen and rejected swapped when
+    /// the mix reverses them. A pair collected with a negative θ (every explored sibling
+    /// pair) can so be labelled for any α and θ without searching again; the search itself
+    /// does not depend on them. Trajectory pairs are returned unchanged.
+    pub fn relabel(&self, alpha: f64, theta: f64) -> Option<PreferencePair> {
+        if self.kind != "step" {
+            return Some(self.clone());
+        }
+        let mix = |q: f64, q_hat: Option<f64>| alpha * q + (1.0 - alpha) * q_hat.unwrap_or(0.0);
+        let qc = mix(self.mcts_q_chosen, self.q_hat_chosen);
+        let qr = mix(self.mcts_q_rejected, self.q_hat_rejected);
+        if (qc - qr).abs() <= theta {
+            return None;
+        }
+        let mut p = self.clone();
+        if qr > qc {
+            std::mem::swap(&mut p.chosen, &mut p.rejected);
+            std::mem::swap(&mut p.ref_chosen_logps, &mut p.ref_rejected_logps);
+            std::mem::swap(&mut p.mcts_q_chosen, &mut p.mcts_q_rejected);
+            std::mem::swap(&mut p.q_hat_chosen, &mut p.q_hat_rejected);
+            std::mem::swap(&mut p.visits_chosen, &mut p.visits_rejected);
+            std::mem::swap(&mut p.chosen_action, &mut p.rejected_action);
+        }
+        (p.q_chosen, p.q_rejected) = (qc.max(qr), qc.min(qr));
+        Some(p)
+    }
+}
+
 /// Settings of pair extraction.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PairOptions {

@@ -9,6 +9,12 @@
 //! at any point resumes where it stopped; `results.*` are rewritten after every evaluated
 //! row. The reference model of iteration N's DPO is the model that collected its data (base
 //! + the adapters of iterations before N).
+//!
+//! Iteration N's pairs (`OUT/iter-N/pairs.jsonl`) are the collection's step-level pairs
+//! labelled with the loop's α and θ. With `baselines`, iteration 1's search records every
+//! explored sibling pair (θ < 0) and each baseline is trained from the starting model on the
+//! same trees into `OUT/iter-1/<baseline>/` and evaluated as a row: RFT (SFT on the
+//! successful rollouts) and the paper's critic-mixed pair labels (α = 0.5).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +26,8 @@ use agentq_train::trainer::Method;
 use agentq_trajectory::stats::{self, PairedDiff, RunIntervals};
 use agentq_trajectory::{self as trajectory, report, RunSummary};
 use serde::{Deserialize, Serialize};
+
+use agentq_agent::pairs::PreferencePair;
 
 use crate::demos::{demos, DemosConfig};
 use crate::envs::EnvSettings;
@@ -71,6 +79,8 @@ pub struct LoopConfig {
     pub lr: f64,
     /// DPO β.
     pub beta: f64,
+    /// Weight of the SFT term on chosen actions beside DPO (RPO; 0: plain DPO).
+    pub rpo_alpha: f64,
     /// Pairs per DPO step.
     pub batch_size: usize,
     /// Before iteration 0, fine-tune on oracle demonstrations of these train tasks.
@@ -81,6 +91,10 @@ pub struct LoopConfig {
     pub sft_lr: f64,
     /// Test-split tasks of the MCTS evaluation (`None`: the `eval_tasks`).
     pub mcts_eval_tasks: Option<String>,
+    /// The paper's baselines, trained from the starting model on iteration 1's search and
+    /// evaluated beside it (each a row).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<Baseline>,
     /// Output directory.
     #[serde(skip)]
     pub out: PathBuf,
@@ -110,15 +124,79 @@ impl Default for LoopConfig {
             dpo_epochs: 2,
             lr: 5e-4,
             beta: 0.1,
+            rpo_alpha: 1.0,
             batch_size: 4,
             sft_tasks: None,
             sft_epochs: 2,
             sft_lr: 1e-3,
             mcts_eval_tasks: None,
+            baselines: Vec::new(),
             out: PathBuf::from("runs/loop"),
             parallel: 2,
         }
     }
+}
+
+/// A baseline row of the loop, trained from the starting model on the data of iteration 1's
+/// search (the same trees as iteration 1's step-level DPO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Baseline {
+    /// RFT: SFT on the search's own successful rollouts (each distinct one per task).
+    Rft,
+    /// Agent Q's own pair labels: step-level DPO with Q = 0.5·Q̃ + 0.5·Q̂ (the critic's
+    /// feedback mixed in), on the same trees.
+    CriticMix,
+}
+
+impl Baseline {
+    /// Every baseline, in the order the loop runs them.
+    pub const ALL: [Baseline; 2] = [Baseline::Rft, Baseline::CriticMix];
+
+    /// The row's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::Rft => "RFT",
+            Baseline::CriticMix => "Agent Q, critic mix (α 0.5)",
+        }
+    }
+
+    /// Its directory under `OUT/iter-1/`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Baseline::Rft => "rft",
+            Baseline::CriticMix => "critic-mix",
+        }
+    }
+}
+
+/// Writes the step-level pairs of a collection's `pairs.jsonl` labelled with `alpha` and
+/// `theta` ([`PreferencePair::relabel`]) to `out`; returns how many.
+fn relabelled_pairs(collected: &Path, alpha: f64, theta: f64, out: &Path) -> Result<usize> {
+    // A search that found no pairs may leave no file.
+    let text = match std::fs::read_to_string(collected) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        r => r.with_context(|| format!("reading {}", collected.display()))?,
+    };
+    let mut buf = Vec::new();
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let p: PreferencePair = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a preference pair", collected.display(), i + 1))?;
+        if p.kind != "step" {
+            continue;
+        }
+        if let Some(p) = p.relabel(alpha, theta) {
+            serde_json::to_writer(&mut buf, &p)?;
+            buf.push(b'\n');
+            n += 1;
+        }
+    }
+    trajectory::write_atomic(out, &buf)?;
+    Ok(n)
 }
 
 /// One row of the results table.
@@ -339,12 +417,6 @@ fn versus(start: &[trajectory::Episode], eps: &[trajectory::Episode]) -> PairedD
     stats::paired_bootstrap(&a, &b)
 }
 
-fn count_lines(p: &Path) -> usize {
-    std::fs::read_to_string(p)
-        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
-        .unwrap_or(0)
-}
-
 /// Runs (or resumes) the loop.
 pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopReport> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -398,8 +470,10 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
     }
     rows.push(row);
     write_results(&a.out, &rows)?;
+    let start_adapters = adapters.clone();
     for i in 1..=a.iterations {
         let dir = a.out.join(format!("iter-{i}"));
+        let all_pairs = i == 1 && a.baselines.contains(&Baseline::CriticMix);
         // 1. Collect with the current model.
         let collect_dir = dir.join("collect");
         if !done(&collect_dir) {
@@ -412,6 +486,10 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
                     c.k = a.k;
                     c.search = search(a, &adapters);
                     c.search.search_seed = i as u64;
+                    if all_pairs {
+                        // Every explored sibling pair, labelled per row below.
+                        c.search.theta = -1.0;
+                    }
                     c.parallel = a.parallel;
                     c.out = Some(collect_dir.clone());
                     c.resume = true;
@@ -425,8 +503,14 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
                 },
             )?;
         }
-        let pairs_file = collect_dir.join(crate::search::PAIRS_FILE);
-        let pairs = count_lines(&pairs_file);
+        // The step-level pairs of this iteration's DPO, labelled with the loop's α and θ.
+        let pairs_file = dir.join(crate::search::PAIRS_FILE);
+        let pairs = relabelled_pairs(
+            &collect_dir.join(crate::search::PAIRS_FILE),
+            a.alpha,
+            a.theta,
+            &pairs_file,
+        )?;
         // 2. DPO from the current model (the reference is the data-generating model).
         let train_dir = dir.join("train");
         if pairs == 0 {
@@ -447,6 +531,7 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
                         t.epochs = a.dpo_epochs;
                         t.lr = a.lr;
                         t.beta = a.beta;
+                        t.rpo_alpha = a.rpo_alpha;
                         t.batch_size = a.batch_size;
                         t.max_prompt_tokens = 768;
                         t.seed = i as u64;
@@ -463,6 +548,17 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
         rows.push(row);
         // The table so far, so a long loop shows its finished rows.
         write_results(&a.out, &rows)?;
+        if i == 1 {
+            for &b in &a.baselines {
+                if let Some((mut row, eps)) =
+                    baseline(a, b, &dir, &collect_dir, &start_adapters, &progress)?
+                {
+                    row.vs_start = Some(versus(&start, &eps));
+                    rows.push(row);
+                    write_results(&a.out, &rows)?;
+                }
+            }
+        }
     }
     let first = crate::report::write_report(&a.out.join("iter-0").join("eval-greedy"), None).ok();
     let last = a
@@ -475,6 +571,75 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
         results: a.out.join("results.md"),
         reports: [first, last].into_iter().flatten().collect(),
     })
+}
+
+/// Trains baseline `b` from the starting model on iteration 1's collection and evaluates
+/// it into `iter-1/<slug>/` (its row and greedy episodes); `None` (with a note) when the
+/// search gave it no data.
+fn baseline(
+    a: &LoopConfig,
+    b: Baseline,
+    dir: &Path,
+    collect_dir: &Path,
+    start: &[PathBuf],
+    progress: &Arc<dyn Progress>,
+) -> Result<Option<(Row, Vec<trajectory::Episode>)>> {
+    let bdir = dir.join(b.slug());
+    std::fs::create_dir_all(&bdir)?;
+    let train_dir = bdir.join("train");
+    let (method, data) = match b {
+        Baseline::Rft => (Method::Sft, bdir.join("examples.jsonl")),
+        Baseline::CriticMix => (Method::Dpo, bdir.join(crate::search::PAIRS_FILE)),
+    };
+    let n = match b {
+        Baseline::Rft => {
+            crate::demos::run_examples(collect_dir, model(a, start).prompt_mode, &data)?.examples
+        }
+        Baseline::CriticMix => relabelled_pairs(
+            &collect_dir.join(crate::search::PAIRS_FILE),
+            0.5,
+            a.theta,
+            &data,
+        )?,
+    };
+    if n == 0 {
+        progress.note(&format!(
+            "{}: iteration 1's search gave no training data; no row",
+            b.name()
+        ));
+        return Ok(None);
+    }
+    if !done(&train_dir) {
+        stage(
+            &train_dir,
+            &format!("{}: training", b.name()),
+            &**progress,
+            || {
+                let mut t = TrainSettings::new(method, data.clone(), train_dir.clone());
+                t.model = a.model.clone();
+                t.adapters = start.to_vec();
+                t.batch_size = a.batch_size;
+                t.max_prompt_tokens = 768;
+                t.seed = 1;
+                match method {
+                    Method::Sft => {
+                        t.lr = a.sft_lr;
+                        t.epochs = a.sft_epochs;
+                    }
+                    Method::Dpo => {
+                        t.lr = a.lr;
+                        t.epochs = a.dpo_epochs;
+                        t.beta = a.beta;
+                        t.rpo_alpha = a.rpo_alpha;
+                    }
+                }
+                train(&t, &**progress).map(drop)
+            },
+        )?;
+    }
+    let mut adapters = start.to_vec();
+    adapters.push(train_dir);
+    evaluate(a, &bdir, &adapters, b.name(), 1, n, progress).map(Some)
 }
 
 /// The row the others are compared with: the first one after zero-shot (SFT or base).

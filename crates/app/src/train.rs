@@ -39,6 +39,8 @@ pub struct TrainSettings {
     pub lora_targets: Vec<String>,
     /// DPO β.
     pub beta: f64,
+    /// Weight of the SFT term on chosen responses beside DPO (RPO); 0: plain DPO.
+    pub rpo_alpha: f64,
     /// Peak learning rate.
     pub lr: f64,
     /// Warm-up steps.
@@ -75,6 +77,7 @@ impl TrainSettings {
             lora_alpha: 16.0,
             lora_targets: vec!["q".into(), "v".into()],
             beta: 0.1,
+            rpo_alpha: 0.0,
             lr: 5e-4,
             warmup: 2,
             max_grad_norm: 1.0,
@@ -120,6 +123,7 @@ pub fn train(a: &TrainSettings, progress: &dyn Progress) -> Result<TrainSummary>
     let cfg = TrainConfig {
         method,
         beta: a.beta,
+        rpo_alpha: a.rpo_alpha,
         lora: (!a.full).then(|| LoraConfig {
             rank: a.lora_rank,
             alpha: a.lora_alpha,

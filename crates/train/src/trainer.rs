@@ -87,6 +87,11 @@ pub struct TrainConfig {
     pub method: Method,
     /// DPO β.
     pub beta: f64,
+    /// Weight of an SFT term on the chosen response beside the DPO loss (RPO: mean NLL per
+    /// token of the chosen response); 0 is plain DPO. It keeps DPO from pushing the chosen
+    /// responses' own probability down along with the rejected ones.
+    #[serde(default)]
+    pub rpo_alpha: f64,
     /// LoRA settings; `None` trains every weight.
     pub lora: Option<LoraConfig>,
     /// Optimiser.
@@ -110,6 +115,7 @@ impl Default for TrainConfig {
         TrainConfig {
             method: Method::Dpo,
             beta: 0.1,
+            rpo_alpha: 0.0,
             lora: Some(LoraConfig::default()),
             optim: AdamWConfig {
                 lr: 5e-4,
@@ -131,7 +137,8 @@ impl Default for TrainConfig {
 pub struct TrainState {
     /// Optimiser steps done.
     pub step: u64,
-    /// Examples consumed in total (across epochs).
+    /// Training units consumed in total (across epochs): SFT examples, or for DPO groups of
+    /// pairs that share a prompt.
     pub consumed: u64,
     /// The configuration (a resume must use the same).
     pub config: TrainConfig,
@@ -154,19 +161,93 @@ pub struct TrainSummary {
     pub checkpoint: Option<PathBuf>,
 }
 
+/// One pair of a [`Item::Group`]: indices into the group's distinct responses, and the
+/// pair's index in the input (for its reference log-probs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GroupPair {
+    chosen: usize,
+    rejected: usize,
+    index: usize,
+}
+
 /// One unit of training data, tokenized.
+#[derive(Debug, PartialEq)]
 enum Item {
-    Pair {
+    /// The pairs that share one prompt (a search node gives up to three): the prompt is run
+    /// once and each distinct response once on its keys and values.
+    Group {
         prompt: Vec<u32>,
-        chosen: Vec<u32>,
-        rejected: Vec<u32>,
-        ref_c: Option<f64>,
-        ref_r: Option<f64>,
+        responses: Vec<Vec<u32>>,
+        pairs: Vec<GroupPair>,
     },
     Sft {
         prompt: Vec<u32>,
         response: Vec<u32>,
     },
+}
+
+impl Item {
+    /// Pairs or examples in this unit (what a batch counts).
+    fn size(&self) -> u64 {
+        match self {
+            Item::Group { pairs, .. } => pairs.len() as u64,
+            Item::Sft { .. } => 1,
+        }
+    }
+}
+
+/// Tokenized pairs, grouped by prompt (groups in order of first appearance; within a group
+/// each distinct response once).
+fn group_pairs(tokenized: Vec<(Vec<u32>, Vec<u32>, Vec<u32>)>) -> Vec<Item> {
+    let mut by_prompt: HashMap<Vec<u32>, usize> = HashMap::new();
+    let mut items: Vec<Item> = Vec::new();
+    for (index, (prompt, chosen, rejected)) in tokenized.into_iter().enumerate() {
+        let g = *by_prompt.entry(prompt.clone()).or_insert_with(|| {
+            items.push(Item::Group {
+                prompt,
+                responses: Vec::new(),
+                pairs: Vec::new(),
+            });
+            items.len() - 1
+        });
+        let Item::Group {
+            responses, pairs, ..
+        } = &mut items[g]
+        else {
+            unreachable!("only groups are built here")
+        };
+        let mut slot = |r: Vec<u32>| match responses.iter().position(|x| *x == r) {
+            Some(i) => i,
+            None => {
+                responses.push(r);
+                responses.len() - 1
+            }
+        };
+        let (chosen, rejected) = (slot(chosen), slot(rejected));
+        pairs.push(GroupPair {
+            chosen,
+            rejected,
+            index,
+        });
+    }
+    items
+}
+
+/// The units of one optimiser step each, over every epoch: a step takes units until it
+/// holds at least `batch` pairs or examples.
+fn count_steps(sizes: &[u64], orders: impl Iterator<Item = Vec<usize>>, batch: u64) -> u64 {
+    let mut steps = 0;
+    let mut in_batch = 0;
+    for order in orders {
+        for i in order {
+            in_batch += sizes[i];
+            if in_batch >= batch {
+                steps += 1;
+                in_batch = 0;
+            }
+        }
+    }
+    steps + u64::from(in_batch > 0)
 }
 
 fn clip_prompt(mut p: Vec<u32>, max: usize) -> Vec<u32> {
@@ -355,49 +436,44 @@ pub fn train<M: TrainModel + ?Sized>(
     let trainable = Trainable::new(model, config)?;
     // Tokenize once.
     let items: Vec<Item> = match config.method {
-        Method::Dpo => pairs
-            .iter()
-            .map(|p| {
-                Ok(Item::Pair {
-                    prompt: clip_prompt(model.encode(&p.prompt)?, config.max_prompt_tokens),
-                    chosen: clip_response(model.encode(&p.chosen)?, config.max_response_tokens),
-                    rejected: clip_response(model.encode(&p.rejected)?, config.max_response_tokens),
-                    ref_c: p.ref_chosen,
-                    ref_r: p.ref_rejected,
-                })
-            })
-            .collect::<Result<_>>()?,
-        Method::Sft => examples
-            .iter()
-            .map(|e| {
-                Ok(Item::Sft {
-                    prompt: clip_prompt(model.encode(&e.prompt)?, config.max_prompt_tokens),
-                    response: clip_response(model.encode(&e.response)?, config.max_response_tokens),
-                })
-            })
-            .collect::<Result<_>>()?,
+        Method::Dpo => {
+            let mut tokenized = Vec::with_capacity(pairs.len());
+            for (i, p) in pairs.iter().enumerate() {
+                let t = (
+                    clip_prompt(model.encode(&p.prompt)?, config.max_prompt_tokens),
+                    clip_response(model.encode(&p.chosen)?, config.max_response_tokens),
+                    clip_response(model.encode(&p.rejected)?, config.max_response_tokens),
+                );
+                if t.0.is_empty() || t.1.is_empty() || t.2.is_empty() {
+                    return Err(TrainError::Invalid(format!(
+                        "pair {i}: empty prompt or response after tokenization"
+                    )));
+                }
+                tokenized.push(t);
+            }
+            group_pairs(tokenized)
+        }
+        Method::Sft => {
+            let mut v = Vec::with_capacity(examples.len());
+            for (i, e) in examples.iter().enumerate() {
+                let prompt = clip_prompt(model.encode(&e.prompt)?, config.max_prompt_tokens);
+                let response =
+                    clip_response(model.encode(&e.response)?, config.max_response_tokens);
+                if prompt.is_empty() || response.is_empty() {
+                    return Err(TrainError::Invalid(format!(
+                        "example {i}: empty prompt or response after tokenization"
+                    )));
+                }
+                v.push(Item::Sft { prompt, response });
+            }
+            v
+        }
     };
     if items.is_empty() {
         return Err(TrainError::Invalid("no training data".into()));
     }
-    for (i, it) in items.iter().enumerate() {
-        let empty = match it {
-            Item::Pair {
-                prompt,
-                chosen,
-                rejected,
-                ..
-            } => prompt.is_empty() || chosen.is_empty() || rejected.is_empty(),
-            Item::Sft { prompt, response } => prompt.is_empty() || response.is_empty(),
-        };
-        if empty {
-            return Err(TrainError::Invalid(format!(
-                "example {i}: empty prompt or response after tokenization"
-            )));
-        }
-    }
     // Reference log-probs: logged ones, else the model before training (adapters off).
-    let refs = reference_logprobs(model, &items, out)?;
+    let refs = reference_logprobs(model, pairs, &items, out)?;
     let mut opt = AdamW::new(trainable.vars.clone(), config.optim)?;
     let mut state = TrainState {
         step: 0,
@@ -426,45 +502,66 @@ pub fn train<M: TrainModel + ?Sized>(
         tracing::info!(checkpoint = %ck.display(), step = state.step, "resumed training");
     }
     let n = items.len() as u64;
-    let total_examples = n * config.epochs as u64;
+    let total_units = n * config.epochs as u64;
     let bs = config.batch_size.max(1) as u64;
-    let total_steps = total_examples.div_ceil(bs);
-    let mut log = MetricsLog::open(&out.join("log.jsonl")).map_err(|e| io(out, e))?;
-    let started = Instant::now();
-    let mut done_here = 0u64;
-    let mut last = HashMap::new();
-    let mut last_ck = None;
     let order_of = |epoch: u64| {
         let mut o: Vec<usize> = (0..items.len()).collect();
         Rng::keyed(config.seed, &format!("epoch {epoch}")).shuffle(&mut o);
         o
     };
-    while state.consumed < total_examples {
+    let sizes: Vec<u64> = items.iter().map(Item::size).collect();
+    let total_steps = count_steps(&sizes, (0..config.epochs as u64).map(order_of), bs);
+    let mut log = MetricsLog::open(&out.join("log.jsonl")).map_err(|e| io(out, e))?;
+    let started = Instant::now();
+    let mut done_here = 0u64;
+    let mut last = HashMap::new();
+    let mut last_ck = None;
+    let mut order = (u64::MAX, Vec::new());
+    while state.consumed < total_units {
         let mut acc = Grads::default();
         let mut rows = Vec::new();
+        let mut nll_chosen = Vec::new();
         let mut sft_losses = Vec::new();
         let mut in_batch = 0u64;
-        while in_batch < bs && state.consumed < total_examples {
+        while in_batch < bs && state.consumed < total_units {
             let epoch = state.consumed / n;
-            let idx = order_of(epoch)[(state.consumed % n) as usize];
-            match &items[idx] {
-                Item::Pair {
+            if order.0 != epoch {
+                order = (epoch, order_of(epoch));
+            }
+            let item = &items[order.1[(state.consumed % n) as usize]];
+            match item {
+                Item::Group {
                     prompt,
-                    chosen,
-                    rejected,
-                    ..
+                    responses,
+                    pairs,
                 } => {
-                    let logits = model.continuation_logits(
-                        prompt,
-                        &[chosen, rejected],
-                        trainable.lora.as_ref(),
-                    )?;
-                    let pc = sequence_logprob(&logits[0], chosen)?;
-                    let pr = sequence_logprob(&logits[1], rejected)?;
-                    let (rc, rr) = refs[idx];
-                    let loss = dpo_loss(&pc, &pr, rc, rr, config.beta)?;
-                    opt.accumulate(&mut acc, &loss.backward()?)?;
-                    rows.push((scalar(&pc)?, scalar(&pr)?, rc, rr));
+                    let conts: Vec<&[u32]> = responses.iter().map(Vec::as_slice).collect();
+                    let logits =
+                        model.continuation_logits(prompt, &conts, trainable.lora.as_ref())?;
+                    let lp = logits
+                        .iter()
+                        .zip(&responses[..])
+                        .map(|(l, r)| sequence_logprob(l, r))
+                        .collect::<candle_core::Result<Vec<_>>>()?;
+                    let mut loss: Option<Tensor> = None;
+                    for gp in pairs {
+                        let (pc, pr) = (&lp[gp.chosen], &lp[gp.rejected]);
+                        let (rc, rr) = refs[gp.index];
+                        let mut l = dpo_loss(pc, pr, rc, rr, config.beta)?;
+                        let nll = (pc.neg()? / responses[gp.chosen].len() as f64)?;
+                        if config.rpo_alpha != 0.0 {
+                            l = (l + (&nll * config.rpo_alpha)?)?;
+                        }
+                        loss = Some(match loss {
+                            Some(t) => (t + l)?,
+                            None => l,
+                        });
+                        rows.push((scalar(pc)?, scalar(pr)?, rc, rr));
+                        nll_chosen.push(scalar(&nll)?);
+                    }
+                    if let Some(loss) = loss {
+                        opt.accumulate(&mut acc, &loss.backward()?)?;
+                    }
                 }
                 Item::Sft { prompt, response } => {
                     let logits =
@@ -475,14 +572,21 @@ pub fn train<M: TrainModel + ?Sized>(
                 }
             }
             state.consumed += 1;
-            in_batch += 1;
-            done_here += 1;
+            in_batch += item.size();
+            done_here += item.size();
         }
         let lr = opt.current_lr();
         let grad_norm = opt.step_accumulated(&acc, 1.0 / in_batch as f64)?;
         state.step = opt.steps();
         let mut metrics: Vec<(&str, f64)> = match config.method {
-            Method::Dpo => dpo_metrics(&rows, config.beta).named(),
+            Method::Dpo => {
+                let mut m = dpo_metrics(&rows, config.beta).named();
+                m.push((
+                    "nll/chosen",
+                    nll_chosen.iter().sum::<f64>() / nll_chosen.len().max(1) as f64,
+                ));
+                m
+            }
             Method::Sft => vec![(
                 "loss",
                 sft_losses.iter().sum::<f64>() / sft_losses.len().max(1) as f64,
@@ -500,7 +604,7 @@ pub fn train<M: TrainModel + ?Sized>(
         progress(state.step, total_steps, &entry);
         let stop = stop_after.is_some_and(|s| state.step >= s);
         if state.step.is_multiple_of(config.checkpoint_every.max(1))
-            || state.consumed >= total_examples
+            || state.consumed >= total_units
             || stop
         {
             last_ck = Some(write_checkpoint(out, &trainable, &opt, &state)?);
@@ -530,44 +634,54 @@ pub fn train<M: TrainModel + ?Sized>(
     ))
 }
 
-/// Reference log-probs per item (SFT items get zeros): the logged values, else computed
-/// once with the untrained model and cached in `out/refs.json` (so a resumed run uses the
-/// same reference).
+/// Reference log-probs per pair (none for SFT): the logged values, else computed once with
+/// the untrained model (a group's prompt run once) and cached in `out/refs.json` (so a
+/// resumed run uses the same reference).
 fn reference_logprobs<M: TrainModel + ?Sized>(
     model: &M,
+    pairs: &[Pair],
     items: &[Item],
     out: &Path,
 ) -> Result<Vec<(f64, f64)>> {
+    if items.iter().all(|i| matches!(i, Item::Sft { .. })) {
+        return Ok(Vec::new());
+    }
     let cache = out.join("refs.json");
     if let Ok(bytes) = std::fs::read(&cache) {
         if let Ok(v) = serde_json::from_slice::<Vec<(f64, f64)>>(&bytes) {
-            if v.len() == items.len() {
+            if v.len() == pairs.len() {
                 return Ok(v);
             }
         }
     }
-    let mut v = Vec::with_capacity(items.len());
+    let mut v = vec![(0.0, 0.0); pairs.len()];
     for it in items {
-        v.push(match it {
-            Item::Pair {
-                ref_c: Some(c),
-                ref_r: Some(r),
-                ..
-            } => (*c, *r),
-            Item::Pair {
-                prompt,
-                chosen,
-                rejected,
-                ..
-            } => {
-                let l = model.continuation_logits(prompt, &[chosen, rejected], None)?;
-                (
-                    scalar(&sequence_logprob(&l[0].detach(), chosen)?)?,
-                    scalar(&sequence_logprob(&l[1].detach(), rejected)?)?,
-                )
-            }
-            Item::Sft { .. } => (0.0, 0.0),
-        });
+        let Item::Group {
+            prompt,
+            responses,
+            pairs: gp,
+        } = it
+        else {
+            continue;
+        };
+        let logged = |p: &GroupPair| match (pairs[p.index].ref_chosen, pairs[p.index].ref_rejected)
+        {
+            (Some(c), Some(r)) => Some((c, r)),
+            _ => None,
+        };
+        let computed = if gp.iter().all(|p| logged(p).is_some()) {
+            Vec::new()
+        } else {
+            let conts: Vec<&[u32]> = responses.iter().map(Vec::as_slice).collect();
+            let l = model.continuation_logits(prompt, &conts, None)?;
+            l.iter()
+                .zip(responses)
+                .map(|(l, r)| scalar(&sequence_logprob(&l.detach(), r)?))
+                .collect::<Result<Vec<f64>>>()?
+        };
+        for p in gp {
+            v[p.index] = logged(p).unwrap_or_else(|| (computed[p.chosen], computed[p.rejected]));
+        }
     }
     let json = serde_json::to_vec(&v).map_err(|e| TrainError::Invalid(e.to_string()))?;
     write_atomic(&cache, &json)?;
@@ -693,6 +807,114 @@ pub(crate) mod tests {
             checkpoint_every: 2,
             ..TrainConfig::default()
         }
+    }
+
+    #[test]
+    fn pairs_sharing_a_prompt_form_one_group_with_each_response_once() {
+        let t = |p: &[u32], c: &[u32], r: &[u32]| (p.to_vec(), c.to_vec(), r.to_vec());
+        let items = group_pairs(vec![
+            t(&[1, 2], &[7], &[8]),
+            t(&[3], &[7], &[8]),
+            t(&[1, 2], &[7], &[9]),
+            t(&[1, 2], &[9], &[8]),
+        ]);
+        assert_eq!(items.len(), 2);
+        let Item::Group {
+            prompt,
+            responses,
+            pairs,
+        } = &items[0]
+        else {
+            panic!("a group")
+        };
+        assert_eq!(prompt, &vec![1, 2]);
+        assert_eq!(responses, &vec![vec![7], vec![8], vec![9]]);
+        let got: Vec<(usize, usize, usize)> = pairs
+            .iter()
+            .map(|p| (p.chosen, p.rejected, p.index))
+            .collect();
+        assert_eq!(got, vec![(0, 1, 0), (0, 2, 2), (2, 1, 3)]);
+        assert_eq!(items[0].size(), 3);
+        assert_eq!(items[1].size(), 1);
+    }
+
+    #[test]
+    fn grouped_pairs_train_with_the_step_count_announced_and_their_own_references() {
+        // Prompts shared by 3, 1 and 2 pairs: batches of 2 pairs take whole groups.
+        let mut ps = Vec::new();
+        for (w, n) in [("red shoes", 3), ("blue hat", 1), ("green scarf", 2)] {
+            for k in 0..n {
+                ps.push(Pair {
+                    prompt: format!("buy {w}: "),
+                    chosen: "click[a]".into(),
+                    rejected: format!("click[b{k}]"),
+                    ref_chosen: None,
+                    ref_rejected: None,
+                });
+            }
+        }
+        let model = Toy::new(3);
+        let c = TrainConfig {
+            batch_size: 2,
+            epochs: 2,
+            ..cfg(Method::Dpo, true)
+        };
+        let d = tempfile::tempdir().unwrap();
+        let mut seen = Vec::new();
+        let (_, sum) = train(&model, &ps, &[], &c, d.path(), None, &mut |s, total, _| {
+            seen.push((s, total))
+        })
+        .unwrap();
+        let total = seen[0].1;
+        assert!(seen.iter().all(|&(_, t)| t == total));
+        assert_eq!(seen.last().unwrap().0, total);
+        assert_eq!(sum.steps, total);
+        assert_eq!(sum.examples, 12, "every pair twice");
+        // The cached references are each pair's own, in input order.
+        let refs: Vec<(f64, f64)> =
+            serde_json::from_slice(&std::fs::read(d.path().join("refs.json")).unwrap()).unwrap();
+        assert_eq!(refs.len(), ps.len());
+        for (p, (rc, rr)) in ps.iter().zip(&refs) {
+            let pr = model.encode(&p.prompt).unwrap();
+            let (ct, rt) = (
+                model.encode(&p.chosen).unwrap(),
+                model.encode(&p.rejected).unwrap(),
+            );
+            let l = model.continuation_logits(&pr, &[&ct, &rt], None).unwrap();
+            let want_c = scalar(&sequence_logprob(&l[0], &ct).unwrap()).unwrap();
+            let want_r = scalar(&sequence_logprob(&l[1], &rt).unwrap()).unwrap();
+            assert!((rc - want_c).abs() < 1e-6 && (rr - want_r).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn the_rpo_term_keeps_the_chosen_response_likely() {
+        let run = |rpo_alpha: f64| {
+            let d = tempfile::tempdir().unwrap();
+            let mut last = std::collections::BTreeMap::new();
+            let c = TrainConfig {
+                rpo_alpha,
+                ..cfg(Method::Dpo, true)
+            };
+            train(
+                &Toy::new(1),
+                &pairs(),
+                &[],
+                &c,
+                d.path(),
+                None,
+                &mut |_, _, e| last = e.metrics.clone(),
+            )
+            .unwrap();
+            last
+        };
+        let (plain, rpo) = (run(0.0), run(1.0));
+        assert!(
+            rpo["logps/chosen"] > plain["logps/chosen"] + 0.1,
+            "plain {plain:?} vs rpo {rpo:?}"
+        );
+        assert!(rpo["nll/chosen"] < plain["nll/chosen"]);
+        assert_eq!(rpo["rewards/accuracies"], 1.0);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use agentq_app::aqloop::{LoopConfig, Row};
+use agentq_app::aqloop::{Baseline, LoopConfig, Row};
 use anyhow::Result;
 use clap::Args;
 
@@ -59,6 +59,10 @@ pub struct LoopArgs {
     /// DPO β.
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
+    /// Weight of an SFT term on the chosen actions beside the DPO loss (RPO); 0 is plain
+    /// DPO, which on few pairs can push "buy now" down everywhere.
+    #[arg(long, default_value_t = 1.0)]
+    pub rpo_alpha: f64,
     /// Pairs per DPO step.
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
@@ -96,6 +100,29 @@ pub struct LoopArgs {
     /// because 1/0 values of a weak model tie almost everywhere). Success stays the metric.
     #[arg(long, value_enum, default_value_t = super::collect::RewardArg::Partial)]
     pub reward: super::collect::RewardArg,
+    /// The paper's baselines, trained from the starting model on iteration 1's search and
+    /// evaluated as rows beside it (comma-separated): rft (SFT on the search's successful
+    /// rollouts), critic-mix (step-level DPO with the paper's Q = 0.5·Q̃ + 0.5·Q̂).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub baselines: Vec<BaselineArg>,
+}
+
+/// A baseline row (`--baselines`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BaselineArg {
+    /// SFT on the search's own successful rollouts.
+    Rft,
+    /// Step-level DPO with the critic mixed into the pair Q (α = 0.5).
+    CriticMix,
+}
+
+impl From<BaselineArg> for Baseline {
+    fn from(b: BaselineArg) -> Baseline {
+        match b {
+            BaselineArg::Rft => Baseline::Rft,
+            BaselineArg::CriticMix => Baseline::CriticMix,
+        }
+    }
 }
 
 impl LoopArgs {
@@ -120,11 +147,13 @@ impl LoopArgs {
             dpo_epochs: self.dpo_epochs,
             lr: self.lr,
             beta: self.beta,
+            rpo_alpha: self.rpo_alpha,
             batch_size: self.batch_size,
             sft_tasks: self.sft_tasks.clone(),
             sft_epochs: self.sft_epochs,
             sft_lr: self.sft_lr,
             mcts_eval_tasks: self.mcts_eval_tasks.clone(),
+            baselines: self.baselines.iter().map(|&b| b.into()).collect(),
             out: self.out.clone(),
             parallel: self.parallel,
         }
@@ -227,12 +256,14 @@ pub fn quickstart(q: QuickstartArgs) -> Result<()> {
         dpo_epochs: 2,
         lr: 5e-4,
         beta: 0.1,
+        rpo_alpha: 1.0,
         batch_size: 4,
         parallel: q.parallel,
         sft_tasks: q.sft_tasks,
         sft_epochs: 2,
         sft_lr: 1e-3,
         mcts_eval_tasks: None,
+        baselines: Vec::new(),
         eval_split: agentq_env::Split::Test,
         c_ucb: 1.0,
         alpha: 1.0,

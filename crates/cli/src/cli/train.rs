@@ -58,6 +58,11 @@ pub struct TrainArgs {
     /// DPO β.
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
+    /// Weight of an SFT term (mean NLL per token) on the chosen responses beside the DPO
+    /// loss (RPO); 0 is plain DPO. Keeps the chosen actions likely while the rejected ones
+    /// are pushed down.
+    #[arg(long, default_value_t = 0.0)]
+    pub rpo_alpha: f64,
     /// Peak learning rate.
     #[arg(long, default_value_t = 5e-4)]
     pub lr: f64,
@@ -121,6 +126,7 @@ impl TrainArgs {
             lora_alpha: self.lora_alpha,
             lora_targets: lora_targets(&self.lora_targets),
             beta: self.beta,
+            rpo_alpha: self.rpo_alpha,
             lr: self.lr,
             warmup: self.warmup,
             max_grad_norm: self.max_grad_norm,
