@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use agentq::agent::critic::{FnCritic, ProposalOrder};
 use agentq::agent::mcts::{self, MctsConfig, SearchResult, TerminalReward, ValueMode};
 use agentq::agent::pairs::{self, PairOptions};
+use agentq::agent::policy::prompt::PromptMode;
 use agentq::agent::{self, EpisodeMeta};
 use agentq::env::drivers::in_process;
 use agentq::env::{self, Env, EnvConfig, ObsMode, Observation, Snapshot, Step, StepInfo, TaskRef};
@@ -285,6 +286,7 @@ async fn pairs_of_every_sibling_relabel_to_the_pairs_of_any_alpha_and_theta() {
         alpha,
         theta,
         trajectory: false,
+        mode: Default::default(),
     };
     let all = pairs::step_pairs(&r.tree, &opts(1.0, -1.0), &pairs::action_completion);
     let mut differ = false;
@@ -317,6 +319,7 @@ async fn pairs_prefer_the_better_child_with_reference_logprobs() {
         alpha: c.alpha,
         theta: c.theta,
         trajectory: true,
+        mode: Default::default(),
     };
     let ps = pairs::step_pairs(&r.tree, &opts, &pairs::action_completion);
     let root: Vec<_> = ps.iter().filter(|p| p.depth == 0).collect();
@@ -352,7 +355,7 @@ async fn pairs_prefer_the_better_child_with_reference_logprobs() {
         }
     }
     // Trajectory pairs: a success against a failure.
-    let tp = pairs::trajectory_pairs(&r.tree, &r.rollouts, &r.values);
+    let tp = pairs::trajectory_pairs(&r.tree, &r.rollouts, &r.values, PromptMode::Act);
     assert!(!tp.is_empty());
     for p in &tp {
         assert_eq!(p.kind, "trajectory");
@@ -362,6 +365,22 @@ async fn pairs_prefer_the_better_child_with_reference_logprobs() {
             p.chosen
         );
         assert_ne!(p.chosen, p.rejected);
+        // Every step of each rollout, with its own prompt, for step-by-step scoring.
+        let actions = |s: &[agentq::agent::demos::SftExample]| {
+            s.iter()
+                .map(|e| e.response.clone())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(actions(&p.chosen_steps), p.chosen);
+        assert_eq!(actions(&p.rejected_steps), p.rejected);
+        assert!(
+            p.chosen_steps[1]
+                .prompt
+                .iter()
+                .any(|m| m.content.contains("click[b]")),
+            "the second step's prompt shows the first action"
+        );
     }
 }
 
@@ -463,6 +482,7 @@ async fn identical_seeds_give_identical_trees() {
             alpha: 0.5,
             theta: 0.1,
             trajectory: false,
+            mode: Default::default(),
         };
         let ps = pairs::to_jsonl(&pairs::step_pairs(
             &r.tree,

@@ -306,6 +306,112 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
 }
 
 #[test]
+fn loop_baselines_learn_from_iteration_ones_trees_with_their_own_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model_with_long_context(tmp.path(), 5);
+    let out = tmp.path().join("loop");
+    let run = agentq(
+        &root(),
+        &[
+            "loop",
+            "--train-tasks",
+            "0..2",
+            "--eval-tasks",
+            "0..1",
+            "--mcts-iterations",
+            "4",
+            "--max-steps",
+            "3",
+            "--depth-cap",
+            "3",
+            "--dpo-epochs",
+            "1",
+            "--baselines",
+            "rft,trajectory-dpo,critic-mix",
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let table = ok_stdout(&run);
+    let log = String::from_utf8_lossy(&run.stderr).into_owned();
+    let read = |p: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let collected = read(&out.join("iter-1/collect/pairs.jsonl"));
+    let steps: Vec<&serde_json::Value> = collected.iter().filter(|p| p["kind"] == "step").collect();
+    assert!(!steps.is_empty(), "every explored sibling pair is recorded");
+    let q = |p: &serde_json::Value, side: &str, alpha: f64| {
+        alpha * p[format!("mcts_q_{side}")].as_f64().unwrap()
+            + (1.0 - alpha) * p[format!("q_hat_{side}")].as_f64().unwrap_or(0.0)
+    };
+    // Each row's pairs are the recorded ones, labelled with its own α (θ = 0.1).
+    for (file, alpha) in [
+        ("iter-1/pairs.jsonl", 1.0),
+        ("iter-1/critic-mix/pairs.jsonl", 0.5),
+    ] {
+        let kept = read(&out.join(file));
+        let want = steps
+            .iter()
+            .filter(|p| (q(p, "chosen", alpha) - q(p, "rejected", alpha)).abs() > 0.1)
+            .count();
+        assert_eq!(kept.len(), want, "{file}");
+        for p in &kept {
+            assert!(
+                q(p, "chosen", alpha) - q(p, "rejected", alpha) > 0.1,
+                "{file}: {p}"
+            );
+            assert_eq!(p["kind"], "step");
+        }
+    }
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let stages: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages[..2], ["base", "iteration 1"], "{table}");
+    // A baseline with data is a row compared with the start; one without says so.
+    for (slug, name, data) in [
+        ("rft", "RFT", "examples.jsonl"),
+        ("trajectory-dpo", "trajectory DPO", "pairs.jsonl"),
+        ("critic-mix", "Agent Q, critic mix (α 0.5)", "pairs.jsonl"),
+    ] {
+        let n = read(&out.join("iter-1").join(slug).join(data)).len();
+        let row = rows.as_array().unwrap().iter().find(|r| r["stage"] == name);
+        if n > 0 {
+            let row = row.unwrap_or_else(|| panic!("{name} has data but no row: {table}"));
+            assert_eq!(row["vs_start"]["tasks"], 1, "{row}");
+            assert!(out.join("iter-1").join(slug).join("train/latest").exists());
+            assert!(out
+                .join("iter-1")
+                .join(slug)
+                .join("eval-greedy/DONE")
+                .exists());
+        } else {
+            assert!(row.is_none(), "{name}: no data, no row");
+            assert!(
+                log.contains(&format!(
+                    "{name}: iteration 1's search gave no training data"
+                )),
+                "{log}"
+            );
+        }
+    }
+    // Trajectory pairs carry their steps.
+    for p in read(&out.join("iter-1/trajectory-dpo/pairs.jsonl")) {
+        assert!(!p["chosen_steps"].as_array().unwrap().is_empty(), "{p}");
+    }
+}
+
+#[test]
 fn bench_dpo_reports_times_and_peak_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");

@@ -11,6 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::mcts::Tree;
+use crate::demos::SftExample;
+use crate::policy::prompt::PromptMode;
 use crate::policy::{Candidate, Context};
 use agentq_trajectory::Episode;
 
@@ -71,6 +73,14 @@ pub struct PreferencePair {
     pub history: Vec<String>,
     /// Whether `prompt` is the policy's own prompt (`false`: [`render_prompt`]).
     pub prompt_from_policy: bool,
+    /// Trajectory pairs: every step of the chosen rollout as an SFT example (the policy's
+    /// prompt at that step and its response), so a trainer scores the trajectory step by
+    /// step (`prompt`/`chosen`/`rejected` then only show it, in TRL's form).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chosen_steps: Vec<SftExample>,
+    /// Trajectory pairs: every step of the rejected rollout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_steps: Vec<SftExample>,
 }
 
 impl PreferencePair {
@@ -112,6 +122,9 @@ pub struct PairOptions {
     pub theta: f64,
     /// Also emit trajectory-level pairs.
     pub trajectory: bool,
+    /// The prompt form of the steps of trajectory pairs.
+    #[serde(default)]
+    pub mode: PromptMode,
 }
 
 /// The prompt recorded for a policy that has none of its own: instruction, numbered previous
@@ -209,6 +222,8 @@ pub fn step_pairs(
                     seed: tree.seed,
                     history: history.clone(),
                     prompt_from_policy: r.prompt_from_policy,
+                    chosen_steps: Vec::new(),
+                    rejected_steps: Vec::new(),
                 });
             }
         }
@@ -216,11 +231,18 @@ pub fn step_pairs(
     out
 }
 
-/// Trajectory-level pairs (T-DPO's data): the i-th distinct successful rollout against the
-/// i-th distinct failed one (as many pairs as the smaller group). The prompt is the root's;
-/// a completion is the rollout's actions, one per line (an approximation: T-DPO proper
-/// scores every step under its own prompt; the rollouts in `episodes.jsonl` hold those).
-pub fn trajectory_pairs(tree: &Tree, rollouts: &[Episode], values: &[f64]) -> Vec<PreferencePair> {
+/// Trajectory-level pairs (T-DPO's data, outcome only): the i-th distinct successful
+/// rollout against the i-th distinct failed one (as many pairs as the smaller group). Each
+/// side carries its steps (`chosen_steps`, `rejected_steps`: the prompt of every step in
+/// `mode` and the response), which a trainer scores as the sum over steps. `prompt` is the
+/// root's and `chosen`/`rejected` the actions one per line, so TRL-form readers still see a
+/// pair.
+pub fn trajectory_pairs(
+    tree: &Tree,
+    rollouts: &[Episode],
+    values: &[f64],
+    mode: PromptMode,
+) -> Vec<PreferencePair> {
     let text = |e: &Episode| {
         e.steps
             .iter()
@@ -281,6 +303,8 @@ pub fn trajectory_pairs(tree: &Tree, rollouts: &[Episode], values: &[f64]) -> Ve
                 seed: tree.seed,
                 history: Vec::new(),
                 prompt_from_policy: root.is_some_and(|r| r.prompt_from_policy),
+                chosen_steps: crate::demos::examples(w, mode),
+                rejected_steps: crate::demos::examples(l, mode),
             }
         })
         .collect()

@@ -14,7 +14,8 @@
 //! labelled with the loop's α and θ. With `baselines`, iteration 1's search records every
 //! explored sibling pair (θ < 0) and each baseline is trained from the starting model on the
 //! same trees into `OUT/iter-1/<baseline>/` and evaluated as a row: RFT (SFT on the
-//! successful rollouts) and the paper's critic-mixed pair labels (α = 0.5).
+//! successful rollouts), trajectory-level DPO (a successful against a failed rollout, scored
+//! step by step) and the paper's critic-mixed pair labels (α = 0.5).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -144,19 +145,20 @@ impl Default for LoopConfig {
 pub enum Baseline {
     /// RFT: SFT on the search's own successful rollouts (each distinct one per task).
     Rft,
+    /// Trajectory-level (outcome-only) DPO: a successful rollout against a failed one of
+    /// the same tree, each scored step by step.
+    TrajectoryDpo,
     /// Agent Q's own pair labels: step-level DPO with Q = 0.5·Q̃ + 0.5·Q̂ (the critic's
     /// feedback mixed in), on the same trees.
     CriticMix,
 }
 
 impl Baseline {
-    /// Every baseline, in the order the loop runs them.
-    pub const ALL: [Baseline; 2] = [Baseline::Rft, Baseline::CriticMix];
-
     /// The row's name.
     pub fn name(self) -> &'static str {
         match self {
             Baseline::Rft => "RFT",
+            Baseline::TrajectoryDpo => "trajectory DPO",
             Baseline::CriticMix => "Agent Q, critic mix (α 0.5)",
         }
     }
@@ -165,14 +167,19 @@ impl Baseline {
     pub fn slug(self) -> &'static str {
         match self {
             Baseline::Rft => "rft",
+            Baseline::TrajectoryDpo => "trajectory-dpo",
             Baseline::CriticMix => "critic-mix",
         }
     }
 }
 
-/// Writes the step-level pairs of a collection's `pairs.jsonl` labelled with `alpha` and
-/// `theta` ([`PreferencePair::relabel`]) to `out`; returns how many.
-fn relabelled_pairs(collected: &Path, alpha: f64, theta: f64, out: &Path) -> Result<usize> {
+/// Writes the pairs of a collection's `pairs.jsonl` that `keep` keeps (as it returns them)
+/// to `out`; returns how many.
+fn select_pairs(
+    collected: &Path,
+    out: &Path,
+    keep: impl Fn(PreferencePair) -> Option<PreferencePair>,
+) -> Result<usize> {
     // A search that found no pairs may leave no file.
     let text = match std::fs::read_to_string(collected) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -186,10 +193,7 @@ fn relabelled_pairs(collected: &Path, alpha: f64, theta: f64, out: &Path) -> Res
         }
         let p: PreferencePair = serde_json::from_str(line)
             .with_context(|| format!("{}:{}: not a preference pair", collected.display(), i + 1))?;
-        if p.kind != "step" {
-            continue;
-        }
-        if let Some(p) = p.relabel(alpha, theta) {
+        if let Some(p) = keep(p) {
             serde_json::to_writer(&mut buf, &p)?;
             buf.push(b'\n');
             n += 1;
@@ -197,6 +201,16 @@ fn relabelled_pairs(collected: &Path, alpha: f64, theta: f64, out: &Path) -> Res
     }
     trajectory::write_atomic(out, &buf)?;
     Ok(n)
+}
+
+/// The step-level pairs of a collection labelled with `alpha` and `theta`
+/// ([`PreferencePair::relabel`]), written to `out`; returns how many.
+fn relabelled_pairs(collected: &Path, alpha: f64, theta: f64, out: &Path) -> Result<usize> {
+    select_pairs(collected, out, |p| {
+        (p.kind == "step")
+            .then(|| p.relabel(alpha, theta))
+            .flatten()
+    })
 }
 
 /// One row of the results table.
@@ -490,6 +504,8 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
                         // Every explored sibling pair, labelled per row below.
                         c.search.theta = -1.0;
                     }
+                    c.search.trajectory_pairs =
+                        i == 1 && a.baselines.contains(&Baseline::TrajectoryDpo);
                     c.parallel = a.parallel;
                     c.out = Some(collect_dir.clone());
                     c.resume = true;
@@ -589,11 +605,18 @@ fn baseline(
     let train_dir = bdir.join("train");
     let (method, data) = match b {
         Baseline::Rft => (Method::Sft, bdir.join("examples.jsonl")),
-        Baseline::CriticMix => (Method::Dpo, bdir.join(crate::search::PAIRS_FILE)),
+        Baseline::TrajectoryDpo | Baseline::CriticMix => {
+            (Method::Dpo, bdir.join(crate::search::PAIRS_FILE))
+        }
     };
     let n = match b {
         Baseline::Rft => {
             crate::demos::run_examples(collect_dir, model(a, start).prompt_mode, &data)?.examples
+        }
+        Baseline::TrajectoryDpo => {
+            select_pairs(&collect_dir.join(crate::search::PAIRS_FILE), &data, |p| {
+                (p.kind == "trajectory").then_some(p)
+            })?
         }
         Baseline::CriticMix => relabelled_pairs(
             &collect_dir.join(crate::search::PAIRS_FILE),

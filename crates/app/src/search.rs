@@ -222,6 +222,7 @@ impl SearchSettings {
             alpha: self.alpha,
             theta: self.theta,
             trajectory: self.trajectory_pairs,
+            mode: self.lm.prompt_mode,
         }
     }
 }
@@ -510,6 +511,7 @@ impl Worker for SearchWorker {
                     &res.tree,
                     &res.rollouts,
                     &res.values,
+                    self.pair_opts.mode,
                 ));
             }
             let fin = res.final_episode();

@@ -62,6 +62,14 @@ pub struct PairRecord {
     /// Reference log-prob of `rejected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ref_rejected_logps: Option<f64>,
+    /// Trajectory pairs: the chosen trajectory's steps (each a prompt and its completion).
+    /// With both step lists the pair is scored step by step; `prompt`, `chosen` and
+    /// `rejected` then only describe it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chosen_steps: Vec<SftRecord>,
+    /// Trajectory pairs: the rejected trajectory's steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_steps: Vec<SftRecord>,
     /// Everything else (task, Q values, visits …), kept on export.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -80,6 +88,18 @@ pub struct Pair {
     pub ref_chosen: Option<f64>,
     /// Reference log-prob of the rejected response, if logged.
     pub ref_rejected: Option<f64>,
+    /// A trajectory-level pair: both trajectories step by step (the trainer scores these
+    /// instead of `prompt`/`chosen`/`rejected`).
+    pub trajectory: Option<Box<TrajectorySteps>>,
+}
+
+/// The two sides of a trajectory-level pair, each step a prompt and its response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectorySteps {
+    /// Steps of the chosen trajectory.
+    pub chosen: Vec<Example>,
+    /// Steps of the rejected trajectory.
+    pub rejected: Vec<Example>,
 }
 
 /// One SFT example as stored (`agentq demos` output, or TRL prompt/completion forms).
@@ -190,13 +210,58 @@ impl PairRecord {
         if chosen == rejected {
             return Err("chosen and rejected are identical".into());
         }
+        let trajectory = match (self.chosen_steps.is_empty(), self.rejected_steps.is_empty()) {
+            (true, true) => None,
+            (false, false) => {
+                let steps = |v: &[SftRecord], field: &str| -> Result<Vec<Example>, String> {
+                    v.iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            r.render(template)
+                                .map_err(|e| format!("field `{field}`, step {i}: {e}"))
+                        })
+                        .collect()
+                };
+                let t = TrajectorySteps {
+                    chosen: steps(&self.chosen_steps, "chosen_steps")?,
+                    rejected: steps(&self.rejected_steps, "rejected_steps")?,
+                };
+                if t.chosen == t.rejected {
+                    return Err("chosen_steps and rejected_steps are identical".into());
+                }
+                Some(Box::new(t))
+            }
+            _ => {
+                return Err(
+                    "a trajectory pair needs both `chosen_steps` and `rejected_steps`".into(),
+                )
+            }
+        };
         Ok(Pair {
             prompt,
             chosen,
             rejected,
             ref_chosen: self.ref_chosen_logps,
             ref_rejected: self.ref_rejected_logps,
+            trajectory,
         })
+    }
+}
+
+impl SftRecord {
+    /// Renders the example with the chat template.
+    pub fn render(&self, template: Template<'_>) -> Result<Example, String> {
+        let prompt = prompt_text(&self.prompt, template)?;
+        let completion = self
+            .completion
+            .as_ref()
+            .or(self.response.as_ref())
+            .ok_or_else(|| "field `completion` (or `response`) is missing".to_string())?;
+        let response = assistant_text(completion, "completion")?;
+        if response.is_empty() {
+            return Err("field `completion`: empty".into());
+        }
+        Ok(Example { prompt, response })
     }
 }
 
@@ -233,17 +298,7 @@ pub fn read_sft(path: &Path, template: Template<'_>) -> Result<Vec<Example>, Dat
                 "not an SFT example (need `prompt` and `completion` or `response`): {e}"
             ))
         })?;
-        let prompt = prompt_text(&rec.prompt, template).map_err(&bad)?;
-        let completion = rec
-            .completion
-            .as_ref()
-            .or(rec.response.as_ref())
-            .ok_or_else(|| bad("field `completion` (or `response`) is missing".into()))?;
-        let response = assistant_text(completion, "completion").map_err(&bad)?;
-        if response.is_empty() {
-            return Err(bad("field `completion`: empty".into()));
-        }
-        out.push(Example { prompt, response });
+        out.push(rec.render(template).map_err(bad)?);
     }
     Ok(out)
 }
@@ -264,8 +319,24 @@ pub fn to_trl_standard(
                 rejected: Text::Plain(p.rejected),
                 ref_chosen_logps: r.ref_chosen_logps,
                 ref_rejected_logps: r.ref_rejected_logps,
+                chosen_steps: plain_steps(p.trajectory.as_deref().map(|t| &t.chosen[..])),
+                rejected_steps: plain_steps(p.trajectory.as_deref().map(|t| &t.rejected[..])),
                 extra: r.extra.clone(),
             })
+        })
+        .collect()
+}
+
+/// Rendered steps as plain-text records.
+fn plain_steps(steps: Option<&[Example]>) -> Vec<SftRecord> {
+    steps
+        .unwrap_or_default()
+        .iter()
+        .map(|e| SftRecord {
+            prompt: Text::Plain(e.prompt.clone()),
+            completion: Some(Text::Plain(e.response.clone())),
+            response: None,
+            extra: serde_json::Map::new(),
         })
         .collect()
 }
@@ -329,6 +400,43 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("identical"));
+    }
+
+    #[test]
+    fn trajectory_pairs_read_their_steps_and_refuse_one_sided_ones() {
+        let t: Template<'_> = &chatml;
+        let step = |u: &str, a: &str| {
+            format!(
+                r#"{{"prompt":[{{"role":"user","content":"{u}"}}],"completion":[{{"role":"assistant","content":"{a}"}}],"response":"{a}","task":"train:1"}}"#
+            )
+        };
+        let line = format!(
+            r#"{{"kind":"trajectory","prompt":"root","chosen":"search[x]\nclick[a]","rejected":"search[x]\nclick[b]","chosen_steps":[{},{}],"rejected_steps":[{},{}]}}"#,
+            step("home", "search[x]"),
+            step("results", "click[a]"),
+            step("home", "search[x]"),
+            step("results", "click[b]")
+        );
+        let f = write(&[&line]);
+        let p = read_pairs(f.path(), t).unwrap();
+        let steps = p[0].trajectory.as_ref().unwrap();
+        assert_eq!(steps.chosen.len(), 2);
+        assert_eq!(
+            steps.chosen[1].prompt,
+            "<|im_start|>user\nresults<|im_end|>\n<|im_start|>assistant\n"
+        );
+        assert_eq!(steps.rejected[1].response, "click[b]");
+        // Exported in TRL's form, the steps come back rendered and read the same.
+        let recs: Vec<PairRecord> = vec![serde_json::from_str(&line).unwrap()];
+        let back = to_trl_standard(&recs, t).unwrap()[0].render(t).unwrap();
+        assert_eq!(back, p[0]);
+        let one_sided = format!(
+            r#"{{"prompt":"root","chosen":"a","rejected":"b","chosen_steps":[{}]}}"#,
+            step("home", "a")
+        );
+        let f = write(&[r#"{"prompt":"p","chosen":"a","rejected":"b"}"#, &one_sided]);
+        let e = read_pairs(f.path(), t).unwrap_err().to_string();
+        assert!(e.contains(":2:") && e.contains("rejected_steps"), "{e}");
     }
 
     #[test]

@@ -237,6 +237,7 @@ mod tests {
                 rejected: "click[Next >]".into(),
                 ref_chosen: None,
                 ref_rejected: None,
+                trajectory: None,
             })
             .collect();
         let cfg = TrainConfig {

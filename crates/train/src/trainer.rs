@@ -180,28 +180,56 @@ enum Item {
         responses: Vec<Vec<u32>>,
         pairs: Vec<GroupPair>,
     },
+    /// A trajectory-level pair: each side's steps as (prompt, response), the steps both
+    /// sides begin with dropped (their log-probs cancel in the DPO margin).
+    Trajectory {
+        chosen: Vec<Segment>,
+        rejected: Vec<Segment>,
+        index: usize,
+    },
     Sft {
         prompt: Vec<u32>,
         response: Vec<u32>,
     },
 }
 
+/// One step of a trajectory, tokenized: (prompt, response).
+type Segment = (Vec<u32>, Vec<u32>);
+
 impl Item {
     /// Pairs or examples in this unit (what a batch counts).
     fn size(&self) -> u64 {
         match self {
             Item::Group { pairs, .. } => pairs.len() as u64,
-            Item::Sft { .. } => 1,
+            Item::Trajectory { .. } | Item::Sft { .. } => 1,
         }
     }
 }
 
-/// Tokenized pairs, grouped by prompt (groups in order of first appearance; within a group
-/// each distinct response once).
-fn group_pairs(tokenized: Vec<(Vec<u32>, Vec<u32>, Vec<u32>)>) -> Vec<Item> {
+/// Summed response log-prob of `segments` (each prompt run on its own) and the number of
+/// response tokens; 0 for no segments.
+fn trajectory_logprob<M: TrainModel + ?Sized>(
+    model: &M,
+    segments: &[Segment],
+    lora: Option<&Lora>,
+) -> Result<(Tensor, usize)> {
+    let mut sum = Tensor::new(0f32, model.device())?;
+    let mut tokens = 0;
+    for (prompt, response) in segments {
+        let l = model.continuation_logits(prompt, &[response], lora)?;
+        let lp = sequence_logprob(&l[0], response)?.to_dtype(candle_core::DType::F32)?;
+        sum = (sum + lp)?;
+        tokens += response.len();
+    }
+    Ok((sum, tokens))
+}
+
+/// Tokenized step-level pairs `(index, prompt, chosen, rejected)`, grouped by prompt
+/// (groups in order of first appearance; within a group each distinct response once).
+fn group_pairs(tokenized: Vec<(usize, Vec<u32>, Vec<u32>, Vec<u32>)>) -> Vec<Item> {
     let mut by_prompt: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut items: Vec<Item> = Vec::new();
-    for (index, (prompt, chosen, rejected)) in tokenized.into_iter().enumerate() {
+    for (index, prompt, chosen, rejected) in tokenized {
         let g = *by_prompt.entry(prompt.clone()).or_insert_with(|| {
             items.push(Item::Group {
                 prompt,
@@ -437,21 +465,59 @@ pub fn train<M: TrainModel + ?Sized>(
     // Tokenize once.
     let items: Vec<Item> = match config.method {
         Method::Dpo => {
+            let empty = |i: usize| {
+                TrainError::Invalid(format!(
+                    "pair {i}: empty prompt or response after tokenization"
+                ))
+            };
+            let segment = |e: &Example| -> Result<Segment> {
+                Ok((
+                    clip_prompt(model.encode(&e.prompt)?, config.max_prompt_tokens),
+                    clip_response(model.encode(&e.response)?, config.max_response_tokens),
+                ))
+            };
             let mut tokenized = Vec::with_capacity(pairs.len());
+            let mut trajectories = Vec::new();
             for (i, p) in pairs.iter().enumerate() {
+                if let Some(t) = &p.trajectory {
+                    let mut chosen = t.chosen.iter().map(segment).collect::<Result<Vec<_>>>()?;
+                    let mut rejected =
+                        t.rejected.iter().map(segment).collect::<Result<Vec<_>>>()?;
+                    let same = chosen
+                        .iter()
+                        .zip(&rejected)
+                        .take_while(|(a, b)| a == b)
+                        .count();
+                    chosen.drain(..same);
+                    rejected.drain(..same);
+                    let bad = |v: &[Segment]| v.iter().any(|(p, r)| p.is_empty() || r.is_empty());
+                    if (chosen.is_empty() && rejected.is_empty()) || bad(&chosen) || bad(&rejected)
+                    {
+                        return Err(TrainError::Invalid(format!(
+                            "pair {i}: the trajectories are identical after tokenization, or a step is empty"
+                        )));
+                    }
+                    trajectories.push(Item::Trajectory {
+                        chosen,
+                        rejected,
+                        index: i,
+                    });
+                    continue;
+                }
                 let t = (
+                    i,
                     clip_prompt(model.encode(&p.prompt)?, config.max_prompt_tokens),
                     clip_response(model.encode(&p.chosen)?, config.max_response_tokens),
                     clip_response(model.encode(&p.rejected)?, config.max_response_tokens),
                 );
-                if t.0.is_empty() || t.1.is_empty() || t.2.is_empty() {
-                    return Err(TrainError::Invalid(format!(
-                        "pair {i}: empty prompt or response after tokenization"
-                    )));
+                if t.1.is_empty() || t.2.is_empty() || t.3.is_empty() {
+                    return Err(empty(i));
                 }
                 tokenized.push(t);
             }
-            group_pairs(tokenized)
+            let mut items = group_pairs(tokenized);
+            items.extend(trajectories);
+            items
         }
         Method::Sft => {
             let mut v = Vec::with_capacity(examples.len());
@@ -563,6 +629,24 @@ pub fn train<M: TrainModel + ?Sized>(
                         opt.accumulate(&mut acc, &loss.backward()?)?;
                     }
                 }
+                Item::Trajectory {
+                    chosen,
+                    rejected,
+                    index,
+                } => {
+                    let lora = trainable.lora.as_ref();
+                    let (pc, nc) = trajectory_logprob(model, chosen, lora)?;
+                    let (pr, _) = trajectory_logprob(model, rejected, lora)?;
+                    let (rc, rr) = refs[*index];
+                    let mut loss = dpo_loss(&pc, &pr, rc, rr, config.beta)?;
+                    let nll = (pc.neg()? / nc.max(1) as f64)?;
+                    if config.rpo_alpha != 0.0 {
+                        loss = (loss + (&nll * config.rpo_alpha)?)?;
+                    }
+                    opt.accumulate(&mut acc, &loss.backward()?)?;
+                    rows.push((scalar(&pc)?, scalar(&pr)?, rc, rr));
+                    nll_chosen.push(scalar(&nll)?);
+                }
                 Item::Sft { prompt, response } => {
                     let logits =
                         model.continuation_logits(prompt, &[response], trainable.lora.as_ref())?;
@@ -634,8 +718,9 @@ pub fn train<M: TrainModel + ?Sized>(
     ))
 }
 
-/// Reference log-probs per pair (none for SFT): the logged values, else computed once with
-/// the untrained model (a group's prompt run once) and cached in `out/refs.json` (so a
+/// Reference log-probs per pair (none for SFT): the logged values, else (and always for
+/// trajectory pairs) computed once with the untrained model (a group's prompt run once)
+/// and cached in `out/refs.json` (so a
 /// resumed run uses the same reference).
 fn reference_logprobs<M: TrainModel + ?Sized>(
     model: &M,
@@ -656,13 +741,24 @@ fn reference_logprobs<M: TrainModel + ?Sized>(
     }
     let mut v = vec![(0.0, 0.0); pairs.len()];
     for it in items {
-        let Item::Group {
-            prompt,
-            responses,
-            pairs: gp,
-        } = it
-        else {
-            continue;
+        let (prompt, responses, gp) = match it {
+            Item::Group {
+                prompt,
+                responses,
+                pairs,
+            } => (prompt, responses, pairs),
+            // Always computed: logged references would include the steps dropped here.
+            Item::Trajectory {
+                chosen,
+                rejected,
+                index,
+            } => {
+                let (c, _) = trajectory_logprob(model, chosen, None)?;
+                let (r, _) = trajectory_logprob(model, rejected, None)?;
+                v[*index] = (scalar(&c.detach())?, scalar(&r.detach())?);
+                continue;
+            }
+            Item::Sft { .. } => continue,
         };
         let logged = |p: &GroupPair| match (pairs[p.index].ref_chosen, pairs[p.index].ref_rejected)
         {
@@ -785,6 +881,7 @@ pub(crate) mod tests {
                 rejected: "click[b]".into(),
                 ref_chosen: None,
                 ref_rejected: None,
+                trajectory: None,
             })
             .collect()
     }
@@ -811,12 +908,12 @@ pub(crate) mod tests {
 
     #[test]
     fn pairs_sharing_a_prompt_form_one_group_with_each_response_once() {
-        let t = |p: &[u32], c: &[u32], r: &[u32]| (p.to_vec(), c.to_vec(), r.to_vec());
+        let t = |i: usize, p: &[u32], c: &[u32], r: &[u32]| (i, p.to_vec(), c.to_vec(), r.to_vec());
         let items = group_pairs(vec![
-            t(&[1, 2], &[7], &[8]),
-            t(&[3], &[7], &[8]),
-            t(&[1, 2], &[7], &[9]),
-            t(&[1, 2], &[9], &[8]),
+            t(0, &[1, 2], &[7], &[8]),
+            t(1, &[3], &[7], &[8]),
+            t(2, &[1, 2], &[7], &[9]),
+            t(3, &[1, 2], &[9], &[8]),
         ]);
         assert_eq!(items.len(), 2);
         let Item::Group {
@@ -850,6 +947,7 @@ pub(crate) mod tests {
                     rejected: format!("click[b{k}]"),
                     ref_chosen: None,
                     ref_rejected: None,
+                    trajectory: None,
                 });
             }
         }
@@ -885,6 +983,83 @@ pub(crate) mod tests {
             let want_r = scalar(&sequence_logprob(&l[1], &rt).unwrap()).unwrap();
             assert!((rc - want_c).abs() < 1e-6 && (rr - want_r).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn trajectory_pairs_learn_step_by_step_and_their_shared_steps_cancel() {
+        use crate::data::TrajectorySteps;
+        let ex = |p: &str, r: &str| Example {
+            prompt: p.into(),
+            response: r.into(),
+        };
+        let traj = |w: &str| {
+            let first = ex(&format!("buy {w}: "), "search[x]");
+            Pair {
+                prompt: format!("buy {w}: "),
+                chosen: "search[x]\nclick[a]".into(),
+                rejected: "search[x]\nclick[b]".into(),
+                ref_chosen: Some(-1.0),
+                ref_rejected: Some(-1.0),
+                trajectory: Some(Box::new(TrajectorySteps {
+                    chosen: vec![first.clone(), ex(&format!("{w} results: "), "click[a]")],
+                    rejected: vec![first, ex(&format!("{w} results: "), "click[b]")],
+                })),
+            }
+        };
+        let ps: Vec<Pair> = ["red shoes", "blue hat"].iter().map(|w| traj(w)).collect();
+        let model = Toy::new(2);
+        let d = tempfile::tempdir().unwrap();
+        let mut entries = Vec::new();
+        train(
+            &model,
+            &ps,
+            &[],
+            &cfg(Method::Dpo, true),
+            d.path(),
+            None,
+            &mut |_, _, e| entries.push(e.metrics.clone()),
+        )
+        .unwrap();
+        // References are the untrained model's log-probs of the differing steps only (the
+        // shared first step is dropped; the logged -1.0 would include it).
+        let refs: Vec<(f64, f64)> =
+            serde_json::from_slice(&std::fs::read(d.path().join("refs.json")).unwrap()).unwrap();
+        for ((rc, rr), w) in refs.iter().zip(["red shoes", "blue hat"]) {
+            let p = model.encode(&format!("{w} results: ")).unwrap();
+            let (a, b) = (
+                model.encode("click[a]").unwrap(),
+                model.encode("click[b]").unwrap(),
+            );
+            let l = model.continuation_logits(&p, &[&a, &b], None).unwrap();
+            assert!((rc - scalar(&sequence_logprob(&l[0], &a).unwrap()).unwrap()).abs() < 1e-5);
+            assert!((rr - scalar(&sequence_logprob(&l[1], &b).unwrap()).unwrap()).abs() < 1e-5);
+        }
+        let (first, last) = (&entries[0], entries.last().unwrap());
+        assert!(
+            (first["loss"] - std::f64::consts::LN_2).abs() < 1e-4,
+            "{first:?}"
+        );
+        assert!(
+            last["rewards/margins"] > first["rewards/margins"] + 0.05,
+            "{last:?}"
+        );
+        // Identical trajectories are refused.
+        let mut same = traj("red shoes");
+        let t = same.trajectory.as_mut().unwrap();
+        t.rejected = t.chosen.clone();
+        let d = tempfile::tempdir().unwrap();
+        let e = train(
+            &model,
+            &[same],
+            &[],
+            &cfg(Method::Dpo, true),
+            d.path(),
+            None,
+            &mut |_, _, _| {},
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("pair 0"), "{e}");
     }
 
     #[test]

@@ -102,7 +102,8 @@ pub struct LoopArgs {
     pub reward: super::collect::RewardArg,
     /// The paper's baselines, trained from the starting model on iteration 1's search and
     /// evaluated as rows beside it (comma-separated): rft (SFT on the search's successful
-    /// rollouts), critic-mix (step-level DPO with the paper's Q = 0.5·Q̃ + 0.5·Q̂).
+    /// rollouts), trajectory-dpo (a successful against a failed rollout, step by step),
+    /// critic-mix (step-level DPO with the paper's Q = 0.5·Q̃ + 0.5·Q̂).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub baselines: Vec<BaselineArg>,
 }
@@ -112,6 +113,8 @@ pub struct LoopArgs {
 pub enum BaselineArg {
     /// SFT on the search's own successful rollouts.
     Rft,
+    /// Trajectory-level DPO: a successful against a failed rollout.
+    TrajectoryDpo,
     /// Step-level DPO with the critic mixed into the pair Q (α = 0.5).
     CriticMix,
 }
@@ -120,6 +123,7 @@ impl From<BaselineArg> for Baseline {
     fn from(b: BaselineArg) -> Baseline {
         match b {
             BaselineArg::Rft => Baseline::Rft,
+            BaselineArg::TrajectoryDpo => Baseline::TrajectoryDpo,
             BaselineArg::CriticMix => Baseline::CriticMix,
         }
     }
