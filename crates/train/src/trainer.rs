@@ -224,9 +224,12 @@ fn trajectory_logprob<M: TrainModel + ?Sized>(
     Ok((sum, tokens))
 }
 
+/// A tokenized step-level pair: (index in the input, prompt, chosen, rejected).
+type TokenizedPair = (usize, Vec<u32>, Vec<u32>, Vec<u32>);
+
 /// Tokenized step-level pairs `(index, prompt, chosen, rejected)`, grouped by prompt
 /// (groups in order of first appearance; within a group each distinct response once).
-fn group_pairs(tokenized: Vec<(usize, Vec<u32>, Vec<u32>, Vec<u32>)>) -> Vec<Item> {
+fn group_pairs(tokenized: Vec<TokenizedPair>) -> Vec<Item> {
     let mut by_prompt: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut items: Vec<Item> = Vec::new();
     for (index, prompt, chosen, rejected) in tokenized {
