@@ -224,6 +224,23 @@ fn trajectory_logprob<M: TrainModel + ?Sized>(
     Ok((sum, tokens))
 }
 
+/// The loss of one pair: DPO, plus `rpo_alpha` × the chosen response's mean NLL per token
+/// (over its `chosen_tokens`); returns the loss and that NLL.
+fn pair_loss(
+    pc: &Tensor,
+    pr: &Tensor,
+    (rc, rr): (f64, f64),
+    chosen_tokens: usize,
+    config: &TrainConfig,
+) -> Result<(Tensor, Tensor)> {
+    let mut loss = dpo_loss(pc, pr, rc, rr, config.beta)?;
+    let nll = (pc.neg()? / chosen_tokens.max(1) as f64)?;
+    if config.rpo_alpha != 0.0 {
+        loss = (loss + (&nll * config.rpo_alpha)?)?;
+    }
+    Ok((loss, nll))
+}
+
 /// A tokenized step-level pair: (index in the input, prompt, chosen, rejected).
 type TokenizedPair = (usize, Vec<u32>, Vec<u32>, Vec<u32>);
 
@@ -616,11 +633,8 @@ pub fn train<M: TrainModel + ?Sized>(
                     for gp in pairs {
                         let (pc, pr) = (&lp[gp.chosen], &lp[gp.rejected]);
                         let (rc, rr) = refs[gp.index];
-                        let mut l = dpo_loss(pc, pr, rc, rr, config.beta)?;
-                        let nll = (pc.neg()? / responses[gp.chosen].len() as f64)?;
-                        if config.rpo_alpha != 0.0 {
-                            l = (l + (&nll * config.rpo_alpha)?)?;
-                        }
+                        let (l, nll) =
+                            pair_loss(pc, pr, (rc, rr), responses[gp.chosen].len(), config)?;
                         loss = Some(match loss {
                             Some(t) => (t + l)?,
                             None => l,
@@ -641,11 +655,7 @@ pub fn train<M: TrainModel + ?Sized>(
                     let (pc, nc) = trajectory_logprob(model, chosen, lora)?;
                     let (pr, _) = trajectory_logprob(model, rejected, lora)?;
                     let (rc, rr) = refs[*index];
-                    let mut loss = dpo_loss(&pc, &pr, rc, rr, config.beta)?;
-                    let nll = (pc.neg()? / nc.max(1) as f64)?;
-                    if config.rpo_alpha != 0.0 {
-                        loss = (loss + (&nll * config.rpo_alpha)?)?;
-                    }
+                    let (loss, nll) = pair_loss(&pc, &pr, (rc, rr), nc, config)?;
                     opt.accumulate(&mut acc, &loss.backward()?)?;
                     rows.push((scalar(&pc)?, scalar(&pr)?, rc, rr));
                     nll_chosen.push(scalar(&nll)?);
