@@ -41,6 +41,11 @@ pub struct TrainSettings {
     pub beta: f64,
     /// Weight of the SFT term on chosen responses beside DPO (RPO); 0: plain DPO.
     pub rpo_alpha: f64,
+    /// SFT examples (demonstrations, successful rollouts: the SFT data format) trained
+    /// beside a DPO run's pairs, each weighted by `replay_weight`.
+    pub replay: Option<PathBuf>,
+    /// Weight of each replayed example's loss (mean NLL per token).
+    pub replay_weight: f64,
     /// Peak learning rate.
     pub lr: f64,
     /// Warm-up steps.
@@ -78,6 +83,8 @@ impl TrainSettings {
             lora_targets: vec!["q".into(), "v".into()],
             beta: 0.1,
             rpo_alpha: 0.0,
+            replay: None,
+            replay_weight: 1.0,
             lr: 5e-4,
             warmup: 2,
             max_grad_norm: 1.0,
@@ -104,6 +111,12 @@ pub fn lora_targets(list: &str) -> Vec<String> {
 /// accuracy).
 pub fn train(a: &TrainSettings, progress: &dyn Progress) -> Result<TrainSummary> {
     let method = a.method;
+    if method == Method::Sft && a.replay.is_some() {
+        return Err(Error::Msg(
+            "--replay adds examples beside a DPO run's pairs; an SFT run trains on its --data alone"
+                .into(),
+        ));
+    }
     let path = model_path(a.model.as_deref())?;
     let dev = candle_core::Device::Cpu;
     let mut l = agentq_lm::load::load(&path, &dev)
@@ -117,13 +130,20 @@ pub fn train(a: &TrainSettings, progress: &dyn Progress) -> Result<TrainSummary>
         chat.render(m, gen).map_err(|e| e.to_string())
     };
     let (pairs, examples) = match method {
-        Method::Dpo => (data::read_pairs(&a.data, &template)?, Vec::new()),
+        Method::Dpo => (
+            data::read_pairs(&a.data, &template)?,
+            match &a.replay {
+                Some(r) => data::read_sft(r, &template)?,
+                None => Vec::new(),
+            },
+        ),
         Method::Sft => (Vec::new(), data::read_sft(&a.data, &template)?),
     };
     let cfg = TrainConfig {
         method,
         beta: a.beta,
         rpo_alpha: a.rpo_alpha,
+        replay_weight: a.replay_weight,
         lora: (!a.full).then(|| LoraConfig {
             rank: a.lora_rank,
             alpha: a.lora_alpha,
@@ -143,7 +163,7 @@ pub fn train(a: &TrainSettings, progress: &dyn Progress) -> Result<TrainSummary>
         seed: a.seed,
         checkpoint_every: a.checkpoint_every,
     };
-    let n = pairs.len().max(examples.len());
+    let n = pairs.len() + examples.len();
     progress.start(
         Stage::TrainSteps,
         ((n * a.epochs) as u64).div_ceil(a.batch_size.max(1) as u64),

@@ -92,6 +92,11 @@ pub struct TrainConfig {
     /// responses' own probability down along with the rejected ones.
     #[serde(default)]
     pub rpo_alpha: f64,
+    /// Weight of the replayed SFT examples' loss (mean NLL per token) in a DPO run that is
+    /// given examples beside its pairs: demonstrations or successful rollouts that keep the
+    /// steps no pair covers (a purchase after the options are chosen) likely.
+    #[serde(default = "one")]
+    pub replay_weight: f64,
     /// LoRA settings; `None` trains every weight.
     pub lora: Option<LoraConfig>,
     /// Optimiser.
@@ -110,12 +115,17 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             method: Method::Dpo,
             beta: 0.1,
             rpo_alpha: 0.0,
+            replay_weight: 1.0,
             lora: Some(LoraConfig::default()),
             optim: AdamWConfig {
                 lr: 5e-4,
@@ -539,22 +549,20 @@ pub fn train<M: TrainModel + ?Sized>(
             items.extend(trajectories);
             items
         }
-        Method::Sft => {
-            let mut v = Vec::with_capacity(examples.len());
-            for (i, e) in examples.iter().enumerate() {
-                let prompt = clip_prompt(model.encode(&e.prompt)?, config.max_prompt_tokens);
-                let response =
-                    clip_response(model.encode(&e.response)?, config.max_response_tokens);
-                if prompt.is_empty() || response.is_empty() {
-                    return Err(TrainError::Invalid(format!(
-                        "example {i}: empty prompt or response after tokenization"
-                    )));
-                }
-                v.push(Item::Sft { prompt, response });
-            }
-            v
-        }
+        Method::Sft => Vec::new(),
     };
+    // SFT examples: the whole data of an SFT run, replayed beside a DPO run's pairs.
+    let mut items = items;
+    for (i, e) in examples.iter().enumerate() {
+        let prompt = clip_prompt(model.encode(&e.prompt)?, config.max_prompt_tokens);
+        let response = clip_response(model.encode(&e.response)?, config.max_response_tokens);
+        if prompt.is_empty() || response.is_empty() {
+            return Err(TrainError::Invalid(format!(
+                "example {i}: empty prompt or response after tokenization"
+            )));
+        }
+        items.push(Item::Sft { prompt, response });
+    }
     if items.is_empty() {
         return Err(TrainError::Invalid("no training data".into()));
     }
@@ -664,8 +672,12 @@ pub fn train<M: TrainModel + ?Sized>(
                     let logits =
                         model.continuation_logits(prompt, &[response], trainable.lora.as_ref())?;
                     let loss = sft_loss(&logits[0], response)?;
-                    opt.accumulate(&mut acc, &loss.backward()?)?;
                     sft_losses.push(scalar(&loss)?);
+                    let loss = match config.method {
+                        Method::Dpo => (loss * config.replay_weight)?,
+                        Method::Sft => loss,
+                    };
+                    opt.accumulate(&mut acc, &loss.backward()?)?;
                 }
             }
             state.consumed += 1;
@@ -682,6 +694,12 @@ pub fn train<M: TrainModel + ?Sized>(
                     "nll/chosen",
                     nll_chosen.iter().sum::<f64>() / nll_chosen.len().max(1) as f64,
                 ));
+                if !sft_losses.is_empty() {
+                    m.push((
+                        "replay/loss",
+                        sft_losses.iter().sum::<f64>() / sft_losses.len() as f64,
+                    ));
+                }
                 m
             }
             Method::Sft => vec![(
@@ -1073,6 +1091,60 @@ pub(crate) mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("pair 0"), "{e}");
+    }
+
+    #[test]
+    fn replayed_examples_train_beside_the_pairs_with_their_weight() {
+        // The replayed example is a step no pair covers; its weight decides how far its
+        // log-prob moves, and the pairs still train.
+        let replay = vec![Example {
+            prompt: "options chosen: ".into(),
+            response: "click[buy now]".into(),
+        }];
+        let probe = |t: &Trainable| {
+            let m = Toy::new(1);
+            let p = m.encode(&replay[0].prompt).unwrap();
+            let r = m.encode(&replay[0].response).unwrap();
+            let l = m.continuation_logits(&p, &[&r], t.lora.as_ref()).unwrap();
+            scalar(&sequence_logprob(&l[0], &r).unwrap()).unwrap()
+        };
+        let run = |examples: &[Example], replay_weight: f64| {
+            let d = tempfile::tempdir().unwrap();
+            let (mut replay_logged, mut accuracy) = (false, 0.0);
+            let c = TrainConfig {
+                replay_weight,
+                ..cfg(Method::Dpo, true)
+            };
+            let (t, s) = train(
+                &Toy::new(1),
+                &pairs(),
+                examples,
+                &c,
+                d.path(),
+                None,
+                &mut |_, _, e| {
+                    replay_logged |= e.metrics.contains_key("replay/loss");
+                    accuracy = e.metrics["rewards/accuracies"];
+                },
+            )
+            .unwrap();
+            (probe(&t), replay_logged, accuracy, s.examples)
+        };
+        let (plain, plain_logged, _, plain_n) = run(&[], 1.0);
+        let (replayed, logged, accuracy, n) = run(&replay, 1.0);
+        let (unweighted, ..) = run(&replay, 0.0);
+        assert!(
+            replayed > plain + 0.5,
+            "replayed {replayed} vs plain {plain}"
+        );
+        assert!(
+            replayed > unweighted + 0.5,
+            "weight 0: {unweighted} vs 1: {replayed}"
+        );
+        assert!(logged && !plain_logged);
+        assert_eq!(accuracy, 1.0);
+        // Eight epochs of three pairs, and of one example more.
+        assert_eq!((plain_n, n), (24, 32));
     }
 
     #[test]

@@ -63,6 +63,14 @@ pub struct TrainArgs {
     /// are pushed down.
     #[arg(long, default_value_t = 0.0)]
     pub rpo_alpha: f64,
+    /// DPO only: SFT examples (the `train sft` data format: demonstrations, or the
+    /// successful rollouts of a collection) trained beside the pairs, so the steps no pair
+    /// covers stay likely.
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
+    /// Weight of each replayed example's loss (mean NLL per token) against a pair's.
+    #[arg(long, default_value_t = 1.0)]
+    pub replay_weight: f64,
     /// Peak learning rate.
     #[arg(long, default_value_t = 5e-4)]
     pub lr: f64,
@@ -127,6 +135,8 @@ impl TrainArgs {
             lora_targets: lora_targets(&self.lora_targets),
             beta: self.beta,
             rpo_alpha: self.rpo_alpha,
+            replay: self.replay.clone(),
+            replay_weight: self.replay_weight,
             lr: self.lr,
             warmup: self.warmup,
             max_grad_norm: self.max_grad_norm,
