@@ -107,6 +107,57 @@ fn train_sft_and_dpo_then_evaluate_with_the_adapter() {
         last["rewards/margins"] > first["rewards/margins"],
         "{first:?} → {last:?}"
     );
+    // The same pairs with the demonstrations replayed beside them: every step logs the
+    // replay loss or not, and the replayed NLL falls.
+    let replayed = tmp.path().join("dpo-replay");
+    ok_stdout(&agentq(
+        &root(),
+        &[
+            "train",
+            "dpo",
+            "--model",
+            m,
+            "--data",
+            pairs.to_str().unwrap(),
+            "--replay",
+            demos.to_str().unwrap(),
+            "--out",
+            replayed.to_str().unwrap(),
+            "--epochs",
+            "4",
+            "--batch-size",
+            "2",
+            "--lr",
+            "1e-2",
+            "--max-prompt-tokens",
+            "256",
+        ],
+    ));
+    let log = agentq::train::log::read(&replayed.join("log.jsonl")).unwrap();
+    let replay: Vec<f64> = log
+        .iter()
+        .filter_map(|e| e.metrics.get("replay/loss").copied())
+        .collect();
+    assert!(replay.len() >= 4, "{log:?}");
+    assert!(replay.last().unwrap() < &replay[0], "{replay:?}");
+    // An SFT run has nothing to replay beside.
+    let bad = agentq(
+        &root(),
+        &[
+            "train",
+            "sft",
+            "--model",
+            m,
+            "--data",
+            demos.to_str().unwrap(),
+            "--replay",
+            demos.to_str().unwrap(),
+            "--out",
+            tmp.path().join("bad").to_str().unwrap(),
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--replay"));
     let trl = tmp.path().join("trl.jsonl");
     ok_stdout(&agentq(
         &root(),
@@ -303,6 +354,24 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
     assert!(damage.is_clean());
     assert_eq!(eps_after.len(), 1);
     assert!(again.contains("greedy score"));
+}
+
+#[test]
+fn loop_replay_of_demonstrations_needs_the_sft_warm_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = agentq(
+        &root(),
+        &[
+            "loop",
+            "--replay-demos",
+            "--out",
+            tmp.path().join("loop").to_str().unwrap(),
+        ],
+    );
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("--sft-tasks"), "{err}");
+    assert!(!tmp.path().join("loop/zero-shot").exists(), "nothing ran");
 }
 
 #[test]

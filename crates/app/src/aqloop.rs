@@ -32,7 +32,7 @@ use agentq_agent::pairs::PreferencePair;
 
 use crate::demos::{demos, DemosConfig};
 use crate::envs::EnvSettings;
-use crate::error::{Context as _, Result};
+use crate::error::{Context as _, Error, Result};
 use crate::eval::{eval, AgentKind, EvalConfig};
 use crate::models::ModelSettings;
 use crate::progress::Progress;
@@ -82,6 +82,10 @@ pub struct LoopConfig {
     pub beta: f64,
     /// Weight of the SFT term on chosen actions beside DPO (RPO; 0: plain DPO).
     pub rpo_alpha: f64,
+    /// Replay the SFT warm start's oracle demonstrations beside every DPO run's pairs
+    /// (needs `sft_tasks`), so the steps no pair covers stay likely.
+    #[serde(default)]
+    pub replay_demos: bool,
     /// Pairs per DPO step.
     pub batch_size: usize,
     /// Before iteration 0, fine-tune on oracle demonstrations of these train tasks.
@@ -126,6 +130,7 @@ impl Default for LoopConfig {
             lr: 5e-4,
             beta: 0.1,
             rpo_alpha: 1.0,
+            replay_demos: false,
             batch_size: 4,
             sft_tasks: None,
             sft_epochs: 2,
@@ -432,7 +437,17 @@ fn versus(start: &[trajectory::Episode], eps: &[trajectory::Episode]) -> PairedD
 }
 
 /// Runs (or resumes) the loop.
+/// The demonstrations every DPO run replays (`--replay-demos`), written by the SFT stage.
+fn replay(a: &LoopConfig) -> Option<PathBuf> {
+    (a.replay_demos && a.sft_tasks.is_some()).then(|| a.out.join("sft").join("demos.jsonl"))
+}
+
 pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopReport> {
+    if a.replay_demos && a.sft_tasks.is_none() {
+        return Err(Error::Msg(
+            "--replay-demos replays the SFT warm start's demonstrations: give --sft-tasks".into(),
+        ));
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     // Through a JSON value: the same bytes as the loop has always written.
     let settings = serde_json::to_value(a)?;
@@ -548,6 +563,7 @@ pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopRepor
                         t.lr = a.lr;
                         t.beta = a.beta;
                         t.rpo_alpha = a.rpo_alpha;
+                        t.replay = replay(a);
                         t.batch_size = a.batch_size;
                         t.max_prompt_tokens = 768;
                         t.seed = i as u64;
@@ -654,6 +670,7 @@ fn baseline(
                         t.epochs = a.dpo_epochs;
                         t.beta = a.beta;
                         t.rpo_alpha = a.rpo_alpha;
+                        t.replay = replay(a);
                     }
                 }
                 train(&t, &**progress).map(drop)
