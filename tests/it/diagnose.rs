@@ -41,6 +41,22 @@ fn failure_modes_add_up_and_see_the_oracle_succeed() {
         "{r}"
     );
     assert!(n("success") < 12, "{r}");
+    // The oracle against the random agent, task by task.
+    let c = json(&[
+        "diagnose",
+        "compare",
+        random.to_str().unwrap(),
+        oracle.to_str().unwrap(),
+        "--json",
+    ]);
+    let won = n("success");
+    assert_eq!(c["tasks"], 12, "{c}");
+    assert_eq!(c["won"], serde_json::json!([won, 0, 12 - won]), "{c}");
+    assert_eq!(c["success"][1][0], 100.0, "{c}");
+    let d = &c["success_diff"];
+    let want = 100.0 * (12 - won) as f64 / 12.0;
+    assert!((d["diff"].as_f64().unwrap() - want).abs() < 1e-9, "{c}");
+    assert!(d["ci"]["lo"].as_f64().unwrap() <= want && d["ci"]["hi"].as_f64().unwrap() >= want);
 }
 
 #[test]

@@ -436,12 +436,12 @@ fn versus(start: &[trajectory::Episode], eps: &[trajectory::Episode]) -> PairedD
     stats::paired_bootstrap(&a, &b)
 }
 
-/// Runs (or resumes) the loop.
 /// The demonstrations every DPO run replays (`--replay-demos`), written by the SFT stage.
 fn replay(a: &LoopConfig) -> Option<PathBuf> {
     (a.replay_demos && a.sft_tasks.is_some()).then(|| a.out.join("sft").join("demos.jsonl"))
 }
 
+/// Runs (or resumes) the loop.
 pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopReport> {
     if a.replay_demos && a.sft_tasks.is_none() {
         return Err(Error::Msg(

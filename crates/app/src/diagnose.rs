@@ -2,7 +2,8 @@
 //! good a collection's preference pairs are against the oracle ([`audit_pairs`]: the
 //! oracle's action at each pair's node, and the oracle's continuation after each of the two
 //! actions within the episode's step limit), and what a trained model did to the log-probs
-//! of pairs it did not see ([`score_pairs`]).
+//! of pairs it did not see ([`score_pairs`]), and how two evaluations of the same tasks
+//! differ, task by task ([`compare`]).
 //!
 //! These read run data and replay pair states on fresh envs; nothing here trains or
 //! changes a run. `docs/diagnosis.md` holds the figures they gave.
@@ -14,6 +15,7 @@ use agentq_agent::pairs::PreferencePair;
 use agentq_agent::policy::{Context, Oracle, Policy, Turn};
 use agentq_env::{Env, GoalKnowledge, Observation, PageKind};
 use agentq_lm::LanguageModel;
+use agentq_trajectory::stats::{self, PairedDiff};
 use agentq_trajectory::Episode;
 use serde::Serialize;
 
@@ -70,6 +72,61 @@ pub struct FailureModes {
     pub mean_items_opened: f64,
     /// Mean steps per episode.
     pub mean_steps: f64,
+}
+
+/// Two evaluations of the same tasks compared task by task (`b` against `a`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Tasks both runs hold (the first episode of each task counts).
+    pub tasks: usize,
+    /// Tasks of `a` missing from `b`, and of `b` missing from `a`.
+    pub only_in: (usize, usize),
+    /// Success rate of each run on the shared tasks (%), and its Wilson 95 % interval.
+    pub success: [(f64, stats::Interval); 2],
+    /// Tasks won by both, by `a` alone, by `b` alone.
+    pub won: (usize, usize, usize),
+    /// Success difference `b − a` in points, with a paired-bootstrap 95 % interval.
+    pub success_diff: PairedDiff,
+    /// Score difference `b − a` (points of 100), likewise.
+    pub score_diff: PairedDiff,
+}
+
+/// Compares run `b` with run `a` on the tasks both hold.
+pub fn compare(a: &[Episode], b: &[Episode]) -> Comparison {
+    let (sa, sb) = stats::matched(a, b, stats::success_points);
+    let (ra, rb) = stats::matched(a, b, stats::score_points);
+    let tasks = sa.len();
+    let count = |eps: &[Episode]| {
+        eps.iter()
+            .map(|e| e.header.task.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    let wins = |v: &[f64]| v.iter().filter(|&&x| x > 0.0).count();
+    let rate = |v: &[f64]| {
+        let w = wins(v);
+        (
+            if tasks == 0 {
+                0.0
+            } else {
+                100.0 * w as f64 / tasks as f64
+            },
+            stats::wilson(w, tasks),
+        )
+    };
+    let both = sa
+        .iter()
+        .zip(&sb)
+        .filter(|(x, y)| **x > 0.0 && **y > 0.0)
+        .count();
+    Comparison {
+        tasks,
+        only_in: (count(a) - tasks, count(b) - tasks),
+        success: [rate(&sa), rate(&sb)],
+        won: (both, wins(&sa) - both, wins(&sb) - both),
+        success_diff: stats::paired_bootstrap(&sa, &sb),
+        score_diff: stats::paired_bootstrap(&ra, &rb),
+    }
 }
 
 fn click_label(action: &str) -> Option<String> {

@@ -1,4 +1,4 @@
-//! `agentq diagnose episodes|pairs|scores`: why the Agent Q loop does or does not lift a
+//! `agentq diagnose episodes|pairs|scores|compare`: why the Agent Q loop does or does not lift a
 //! model, in numbers. The work is the app layer's ([`agentq_app::diagnose`]); this module
 //! turns flags into its inputs and prints its reports (text, or JSON with `--json`).
 
@@ -24,6 +24,22 @@ pub enum DiagnoseCommand {
     /// Log-probs of pairs (held-out ones, to see generalisation) under a model before and
     /// after trained adapters.
     Scores(ScoresArgs),
+    /// Two evaluations of the same tasks, task by task: each success rate with its 95 %
+    /// interval, tasks won by one run only, and the success and score differences with
+    /// paired-bootstrap 95 % intervals.
+    Compare(CompareArgs),
+}
+
+/// Arguments of `agentq diagnose compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The run compared against (a run directory or an episodes JSONL file).
+    pub a: PathBuf,
+    /// The other run.
+    pub b: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `agentq diagnose episodes`.
@@ -139,6 +155,41 @@ pub fn diagnose(c: DiagnoseCommand) -> Result<()> {
             );
             println!("  goals with options           {:>4}; some option selected in {}, every goal option in {}", m.goals_with_options, pct(m.selected_options, m.goals_with_options), pct(m.selected_goal_options, m.goals_with_options));
             println!("  per episode: {:.2} steps, {:.2} searches, {:.2} next >, {:.2} products opened; parse errors in {} episodes", m.mean_steps, m.mean_searches, m.mean_next_clicks, m.mean_items_opened, m.parse_error_episodes);
+        }
+        DiagnoseCommand::Compare(c) => {
+            let (ra, rb) = (
+                agentq_trajectory::load(&c.a)?,
+                agentq_trajectory::load(&c.b)?,
+            );
+            let m = diagnose::compare(&ra.episodes, &rb.episodes);
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+                return Ok(());
+            }
+            let diff = |d: &agentq_trajectory::stats::PairedDiff| {
+                format!("{:+.1} ({:+.1} to {:+.1})", d.diff, d.ci.lo, d.ci.hi)
+            };
+            println!(
+                "{} tasks in both runs (only in A {}, only in B {})",
+                m.tasks, m.only_in.0, m.only_in.1
+            );
+            for (name, path, (rate, ci)) in [("A", &c.a, m.success[0]), ("B", &c.b, m.success[1])] {
+                println!(
+                    "  {name} success {rate:.1}% ({:.1}–{:.1})  {}",
+                    ci.lo,
+                    ci.hi,
+                    path.display()
+                );
+            }
+            println!(
+                "  won by both {}, by A only {}, by B only {}",
+                m.won.0, m.won.1, m.won.2
+            );
+            println!(
+                "  B − A: success {} points, score {} (paired bootstrap 95 %)",
+                diff(&m.success_diff),
+                diff(&m.score_diff)
+            );
         }
         DiagnoseCommand::Pairs(a) => {
             let f = a.env.factory(None)?;
