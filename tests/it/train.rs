@@ -357,24 +357,6 @@ fn the_agent_q_loop_runs_and_resumes_after_a_cut() {
 }
 
 #[test]
-fn loop_replay_of_demonstrations_needs_the_sft_warm_start() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = agentq(
-        &root(),
-        &[
-            "loop",
-            "--replay-demos",
-            "--out",
-            tmp.path().join("loop").to_str().unwrap(),
-        ],
-    );
-    assert!(!run.status.success());
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(err.contains("--sft-tasks"), "{err}");
-    assert!(!tmp.path().join("loop/zero-shot").exists(), "nothing ran");
-}
-
-#[test]
 fn loop_baselines_learn_from_iteration_ones_trees_with_their_own_labels() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tiny_model_with_long_context(tmp.path(), 5);

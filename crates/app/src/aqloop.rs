@@ -32,7 +32,7 @@ use agentq_agent::pairs::PreferencePair;
 
 use crate::demos::{demos, DemosConfig};
 use crate::envs::EnvSettings;
-use crate::error::{Context as _, Error, Result};
+use crate::error::{Context as _, Result};
 use crate::eval::{eval, AgentKind, EvalConfig};
 use crate::models::ModelSettings;
 use crate::progress::Progress;
@@ -82,8 +82,9 @@ pub struct LoopConfig {
     pub beta: f64,
     /// Weight of the SFT term on chosen actions beside DPO (RPO; 0: plain DPO).
     pub rpo_alpha: f64,
-    /// Replay the SFT warm start's oracle demonstrations beside every DPO run's pairs
-    /// (needs `sft_tasks`), so the steps no pair covers stay likely.
+    /// Replay the SFT warm start's oracle demonstrations beside every DPO run's pairs (when
+    /// there is a warm start, `sft_tasks`), so the steps no pair covers stay likely: without
+    /// it DPO at lr 5e-4 stopped buying (`docs/diagnosis.md` §5).
     #[serde(default)]
     pub replay_demos: bool,
     /// Pairs per DPO step.
@@ -130,7 +131,7 @@ impl Default for LoopConfig {
             lr: 5e-4,
             beta: 0.1,
             rpo_alpha: 1.0,
-            replay_demos: false,
+            replay_demos: true,
             batch_size: 4,
             sft_tasks: None,
             sft_epochs: 2,
@@ -436,18 +437,14 @@ fn versus(start: &[trajectory::Episode], eps: &[trajectory::Episode]) -> PairedD
     stats::paired_bootstrap(&a, &b)
 }
 
-/// The demonstrations every DPO run replays (`--replay-demos`), written by the SFT stage.
+/// The demonstrations every DPO run replays (unless `--no-replay-demos`), written by the
+/// SFT stage; none without one.
 fn replay(a: &LoopConfig) -> Option<PathBuf> {
     (a.replay_demos && a.sft_tasks.is_some()).then(|| a.out.join("sft").join("demos.jsonl"))
 }
 
 /// Runs (or resumes) the loop.
 pub fn run_loop(a: &LoopConfig, progress: Arc<dyn Progress>) -> Result<LoopReport> {
-    if a.replay_demos && a.sft_tasks.is_none() {
-        return Err(Error::Msg(
-            "--replay-demos replays the SFT warm start's demonstrations: give --sft-tasks".into(),
-        ));
-    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     // Through a JSON value: the same bytes as the loop has always written.
     let settings = serde_json::to_value(a)?;
@@ -769,4 +766,23 @@ pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
     );
     trajectory::write_atomic(&out.join("results.svg"), format!("{svg}\n").as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpo_runs_replay_the_warm_starts_demonstrations_by_default() {
+        let mut a = LoopConfig {
+            out: PathBuf::from("runs/x"),
+            ..LoopConfig::default()
+        };
+        assert!(a.replay_demos, "on by default");
+        assert_eq!(replay(&a), None, "no warm start, nothing to replay");
+        a.sft_tasks = Some("0..16".into());
+        assert_eq!(replay(&a), Some(PathBuf::from("runs/x/sft/demos.jsonl")));
+        a.replay_demos = false;
+        assert_eq!(replay(&a), None);
+    }
 }

@@ -63,11 +63,11 @@ pub struct LoopArgs {
     /// DPO, which on few pairs can push "buy now" down everywhere.
     #[arg(long, default_value_t = 1.0)]
     pub rpo_alpha: f64,
-    /// Replay the SFT warm start's oracle demonstrations beside every DPO run's pairs
-    /// (needs --sft-tasks): keeps the steps no pair covers, such as buying once the options
-    /// are chosen, likely.
+    /// Do not replay the SFT warm start's oracle demonstrations beside every DPO run's pairs
+    /// (replayed by default with --sft-tasks: they keep the steps no pair covers, such as
+    /// buying once the options are chosen, likely).
     #[arg(long)]
-    pub replay_demos: bool,
+    pub no_replay_demos: bool,
     /// Pairs per DPO step.
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
@@ -157,7 +157,7 @@ impl LoopArgs {
             lr: self.lr,
             beta: self.beta,
             rpo_alpha: self.rpo_alpha,
-            replay_demos: self.replay_demos,
+            replay_demos: !self.no_replay_demos,
             batch_size: self.batch_size,
             sft_tasks: self.sft_tasks.clone(),
             sft_epochs: self.sft_epochs,
@@ -267,7 +267,7 @@ pub fn quickstart(q: QuickstartArgs) -> Result<()> {
         lr: 5e-4,
         beta: 0.1,
         rpo_alpha: 1.0,
-        replay_demos: false,
+        no_replay_demos: false,
         batch_size: 4,
         parallel: q.parallel,
         sft_tasks: q.sft_tasks,
