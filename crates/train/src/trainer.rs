@@ -493,17 +493,17 @@ pub fn train<M: TrainModel + ?Sized>(
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let trainable = Trainable::new(model, config)?;
     // Tokenize once.
-    let items: Vec<Item> = match config.method {
+    let segment = |e: &Example| -> Result<Segment> {
+        Ok((
+            clip_prompt(model.encode(&e.prompt)?, config.max_prompt_tokens),
+            clip_response(model.encode(&e.response)?, config.max_response_tokens),
+        ))
+    };
+    let mut items: Vec<Item> = match config.method {
         Method::Dpo => {
             let empty = |i: usize| {
                 TrainError::Invalid(format!(
                     "pair {i}: empty prompt or response after tokenization"
-                ))
-            };
-            let segment = |e: &Example| -> Result<Segment> {
-                Ok((
-                    clip_prompt(model.encode(&e.prompt)?, config.max_prompt_tokens),
-                    clip_response(model.encode(&e.response)?, config.max_response_tokens),
                 ))
             };
             let mut tokenized = Vec::with_capacity(pairs.len());
@@ -552,10 +552,8 @@ pub fn train<M: TrainModel + ?Sized>(
         Method::Sft => Vec::new(),
     };
     // SFT examples: the whole data of an SFT run, replayed beside a DPO run's pairs.
-    let mut items = items;
     for (i, e) in examples.iter().enumerate() {
-        let prompt = clip_prompt(model.encode(&e.prompt)?, config.max_prompt_tokens);
-        let response = clip_response(model.encode(&e.response)?, config.max_response_tokens);
+        let (prompt, response) = segment(e)?;
         if prompt.is_empty() || response.is_empty() {
             return Err(TrainError::Invalid(format!(
                 "example {i}: empty prompt or response after tokenization"
