@@ -78,10 +78,9 @@ fn train_sft_and_dpo_then_evaluate_with_the_adapter() {
          {\"prompt\":[{\"role\":\"user\",\"content\":\"The capital of France is\"}],\"chosen\":[{\"role\":\"assistant\",\"content\":\"Paris.\"}],\"rejected\":[{\"role\":\"assistant\",\"content\":\"search[mouse]\"}]}\n",
     )
     .unwrap();
-    let dpo = tmp.path().join("dpo");
-    ok_stdout(&agentq(
-        &root(),
-        &[
+    // DPO on those pairs into `out`, four epochs of two pairs per step, plus `extra` flags.
+    let dpo_run = |out: &std::path::Path, extra: &[&str]| {
+        let mut v = vec![
             "train",
             "dpo",
             "--model",
@@ -89,18 +88,20 @@ fn train_sft_and_dpo_then_evaluate_with_the_adapter() {
             "--data",
             pairs.to_str().unwrap(),
             "--out",
-            dpo.to_str().unwrap(),
-            // From the SFT model, as the loop does (merged adapters are constants).
-            "--adapter",
-            sft.to_str().unwrap(),
+            out.to_str().unwrap(),
             "--epochs",
             "4",
             "--batch-size",
             "2",
             "--lr",
             "1e-2",
-        ],
-    ));
+        ];
+        v.extend_from_slice(extra);
+        ok_stdout(&agentq(&root(), &v));
+    };
+    let dpo = tmp.path().join("dpo");
+    // From the SFT model, as the loop does (merged adapters are constants).
+    dpo_run(&dpo, &["--adapter", sft.to_str().unwrap()]);
     let log = agentq::train::log::read(&dpo.join("log.jsonl")).unwrap();
     let (first, last) = (&log[0].metrics, &log.last().unwrap().metrics);
     assert!(
@@ -110,29 +111,15 @@ fn train_sft_and_dpo_then_evaluate_with_the_adapter() {
     // The same pairs with the demonstrations replayed beside them: every step logs the
     // replay loss or not, and the replayed NLL falls.
     let replayed = tmp.path().join("dpo-replay");
-    ok_stdout(&agentq(
-        &root(),
+    dpo_run(
+        &replayed,
         &[
-            "train",
-            "dpo",
-            "--model",
-            m,
-            "--data",
-            pairs.to_str().unwrap(),
             "--replay",
             demos.to_str().unwrap(),
-            "--out",
-            replayed.to_str().unwrap(),
-            "--epochs",
-            "4",
-            "--batch-size",
-            "2",
-            "--lr",
-            "1e-2",
             "--max-prompt-tokens",
             "256",
         ],
-    ));
+    );
     let log = agentq::train::log::read(&replayed.join("log.jsonl")).unwrap();
     let replay: Vec<f64> = log
         .iter()
